@@ -1,0 +1,1 @@
+"""diffusekit.video: DIVD video deblurring (not yet implemented; see the README's domain table)."""
