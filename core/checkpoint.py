@@ -1,0 +1,420 @@
+"""Checkpoints written safely, read safely, and resumed exactly.
+
+- Atomic writes: bytes go to a temporary file in the target directory, are fsynced, then ``os.replace``d onto
+  the final name, so a crash never leaves a truncated file under that name (:class:`DiffusekitRunner` saves
+  mmengine checkpoints this way).
+- Trust: every checkpoint a run writes is recorded, with its sha256, in ``MANIFEST_NAME`` inside the directory
+  that holds it (the run's work_dir). :func:`load_checkpoint_file` reads any file with ``torch.load(...,
+  weights_only=True)``; only a full mmengine checkpoint (which weights_only cannot read) whose bytes match the
+  manifest next to it is unpickled with ``weights_only=False``. mmengine reads checkpoints the same way through
+  the ``TRUSTED_SCHEME`` loader. The manifest is no signature: a work_dir copied from someone else carries its
+  manifest, so treat foreign work dirs like any pickle and share ``final_weights.pth`` (weights only) instead.
+- Weights for evaluation: :func:`save_weights` / :func:`load_weights` (plain tensors, EMA included).
+- Exact resume: :class:`RngStateHook` stores the torch/CUDA/numpy/Python RNG states in each checkpoint, and
+  :class:`ExactResumeIterLoop` puts the data stream and those states back where the interrupted run stood.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import random
+import time
+from collections.abc import Iterator, Mapping
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.dataset import InfiniteSampler
+from mmengine.dist import barrier, get_rank, is_main_process, master_only
+from mmengine.hooks import EMAHook, Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS, LOOPS
+from mmengine.runner import CheckpointLoader, IterBasedTrainLoop, Runner
+from torch import nn
+
+from .errors import DataError
+
+MANIFEST_NAME = "trusted_checkpoints.json"
+FINAL_WEIGHTS_NAME = "final_weights.pth"
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make a rename inside ``directory`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit_file(tmp_path: str | Path, final_path: str | Path) -> None:
+    """fsync ``tmp_path`` and atomically rename it to ``final_path`` (same directory)."""
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp_path, final_path)
+    fsync_dir(Path(final_path).parent)
+
+
+def temporary_name(path: str | Path) -> Path:
+    """A hidden, process-unique sibling of ``path`` to write before renaming."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the complete new one, never a part."""
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        commit_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(directory: str | Path) -> dict[str, str]:
+    """``{file name: sha256}`` of the checkpoints written into ``directory``, oldest first."""
+    try:
+        entries = json.loads((Path(directory) / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def record_checkpoint(path: str | Path) -> None:
+    """Add ``path`` (just written) to its directory's manifest; forget entries whose files are gone."""
+    path = Path(path)
+    entries = {name: h for name, h in read_manifest(path.parent).items() if (path.parent / name).is_file()}
+    entries.pop(path.name, None)  # re-insert last: the manifest lists checkpoints oldest first
+    entries[path.name] = sha256_file(path)
+    atomic_write_bytes(path.parent / MANIFEST_NAME, json.dumps(entries, indent=1).encode())
+
+
+def latest_checkpoint(work_dir: str | Path) -> Path | None:
+    """The newest checkpoint recorded in ``work_dir``'s manifest that still exists, if any."""
+    for name in reversed(list(read_manifest(work_dir))):
+        if (Path(work_dir) / name).is_file():
+            return Path(work_dir) / name
+    return None
+
+
+def is_trusted(path: str | Path, data: bytes) -> bool:
+    """Whether ``data`` (the bytes of ``path``) is a checkpoint recorded in the manifest of its directory."""
+    real = Path(path).resolve()
+    return read_manifest(real.parent).get(real.name) == hashlib.sha256(data).hexdigest()
+
+
+def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``; a full pickled checkpoint only when :func:`is_trusted`.
+
+    The trusted path hashes and unpickles the same bytes, so the file cannot change between check and load.
+    Missing, unreadable and untrusted files raise :class:`DataError`.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError("checkpoint file not found", path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        data = path.read_bytes()
+        if not is_trusted(path, data):
+            raise DataError(
+                "refusing to unpickle: weights_only=True cannot read this file (a full pickled checkpoint, or no "
+                f"checkpoint at all), and {MANIFEST_NAME} in its directory does not list it with a matching "
+                "sha256, i.e. no diffusekit run wrote it there or it changed since. Load the run's "
+                f"{FINAL_WEIGHTS_NAME} (weights only) or a plain state_dict instead",
+                path,
+            ) from error
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+    except (RuntimeError, EOFError) as error:  # not a torch file, or a truncated one
+        raise DataError(f"not a readable torch checkpoint ({error})", path) from error
+
+
+def save_weights(path: str | Path, state_dict: Mapping, ema_state_dict: Mapping | None = None, **meta) -> None:
+    """Write a weights-only file (loads with ``weights_only=True``): model weights, EMA weights, small meta."""
+    weights = {"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": dict(meta)}
+    if ema_state_dict is not None:
+        weights["ema_state_dict"] = {k: v.detach().cpu() for k, v in ema_state_dict.items()}
+    buffer = io.BytesIO()
+    torch.save(weights, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def select_state_dict(checkpoint: Any, use_ema: bool = True) -> dict[str, torch.Tensor]:
+    """The model weights in ``checkpoint``: a plain state_dict, or a dict with ``state_dict`` (and EMA).
+
+    Two EMA layouts exist. :func:`save_weights` keeps EMA weights under ``ema_state_dict`` with plain keys.
+    mmengine's ``EMAHook`` swaps them on save: ``state_dict`` holds the EMA weights and ``ema_state_dict`` the
+    raw ones as ``module.<key>`` (plus a ``steps`` counter).
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise DataError(f"expected a dict of weights, got {type(checkpoint).__name__}")
+    if "state_dict" not in checkpoint:
+        state = dict(checkpoint)
+    else:
+        state, ema = dict(checkpoint["state_dict"]), checkpoint.get("ema_state_dict")
+        if ema:
+            swapped = any(key.startswith("module.") for key in ema)  # mmengine's EMAHook layout
+            if swapped and not use_ema:
+                state = {key[len("module.") :]: v for key, v in ema.items() if key.startswith("module.")}
+            elif not swapped and use_ema:
+                state = dict(ema)
+    state = {key.removeprefix("module."): value for key, value in state.items()}  # saved from a DDP wrapper
+    if not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise DataError("the checkpoint's weights are not a mapping of names to tensors")
+    return state
+
+
+def load_weights(model: nn.Module, path: str | Path, *, use_ema: bool = True, strict: bool = True) -> nn.Module:
+    """Load weights for evaluation or prediction into ``model`` (EMA weights when present and ``use_ema``).
+
+    ``path`` is a plain state_dict, a :func:`save_weights` file, or a full mmengine checkpoint; the last is
+    read only when trusted (see :func:`load_checkpoint_file`).
+    """
+    state = select_state_dict(load_checkpoint_file(path, map_location="cpu"), use_ema=use_ema)
+    try:
+        model.load_state_dict(state, strict=strict)
+    except RuntimeError as error:
+        raise DataError(f"weights do not fit the model: {error}", path) from error
+    return model
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The torch, CUDA (current device), numpy and Python RNG states as tensors, numbers and lists.
+
+    All of it loads with ``weights_only=True``.
+    """
+    _, numpy_keys, *numpy_rest = np.random.get_state()  # ("MT19937", uint32 keys, pos, has_gauss, cached)
+    version, internal, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [torch.from_numpy(numpy_keys.astype(np.int64)), *numpy_rest],
+        "python": [version, list(internal), gauss_next],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # this process's device only
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())  # (mmengine resumes with map_location=<the training device>)
+    numpy_keys, *numpy_rest = state["numpy"]
+    np.random.set_state(("MT19937", numpy_keys.cpu().numpy().astype(np.uint32), *numpy_rest))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
+
+
+# ------------------------------------------------------------------------ mmengine: saving, loading, resuming
+TRUSTED_SCHEME = "diffusekit-trusted://"
+"""Prefix of checkpoint paths that mmengine must read through :func:`load_checkpoint_file`."""
+
+
+def load_from_diffusekit_trusted(filename: str, map_location: Any = None) -> Any:
+    """mmengine checkpoint loader for ``TRUSTED_SCHEME`` paths (mmengine logs the name after ``load_from_``)."""
+    return load_checkpoint_file(filename[len(TRUSTED_SCHEME) :], map_location=map_location or "cpu")
+
+
+CheckpointLoader.register_scheme(TRUSTED_SCHEME, load_from_diffusekit_trusted, force=True)
+
+
+class DiffusekitRunner(Runner):
+    """mmengine's Runner with atomic checkpoints recorded in the trust manifest, and RNG states kept on load."""
+
+    loaded_rng_state: dict | None = None
+
+    @master_only
+    def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs) -> None:
+        if "://" in str(out_dir):  # remote storage: no local rename to make it atomic
+            return super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        final = Path(out_dir) / filename
+        tmp = temporary_name(final)
+        try:
+            super().save_checkpoint(out_dir, tmp.name, *args, **kwargs)
+            commit_file(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        record_checkpoint(final)
+
+    def load_checkpoint(self, filename: str, *args, **kwargs) -> dict:
+        checkpoint = super().load_checkpoint(filename, *args, **kwargs)
+        self.loaded_rng_state = checkpoint.get("rng_state")
+        return checkpoint
+
+
+class _ResumableBatches:
+    """Endless batches from the loop's dataloader, epoch after epoch, able to resume mid-run exactly.
+
+    mmengine's ``IterBasedTrainLoop.run`` resumes by calling ``next`` once per batch already trained on and
+    discarding the results. The first call here fast-forwards instead (:meth:`_fast_forward`) and answers those
+    calls with ``None``; just before the first new batch it restores the checkpoint's RNG states, which is where
+    the interrupted run stood when it saved them.
+    """
+
+    def __init__(self, loop: IterBasedTrainLoop, first_iterator: Iterator | None):
+        self.loop, self.dataloader = loop, loop.dataloader
+        self.epoch = 0
+        self.iterator = first_iterator
+        self.batches_to_discard: int | None = None
+        self.rng_to_restore = False
+
+    def __iter__(self) -> _ResumableBatches:
+        return self
+
+    def __next__(self) -> Any:
+        if self.batches_to_discard is None:  # first call: the loop is about to discard `loop.iter` batches
+            self.batches_to_discard = self.loop.iter
+            if self.loop.iter > 0:
+                self._fast_forward(self.loop.iter)
+                self.rng_to_restore = True
+        if self.batches_to_discard > 0:
+            self.batches_to_discard -= 1
+            return None
+        if self.rng_to_restore:
+            self._restore_rng()
+            self.rng_to_restore = False
+        return self._fetch()
+
+    @property
+    def sampler(self) -> Any:
+        sampler = getattr(self.dataloader.batch_sampler, "sampler", None)
+        return self.dataloader.sampler if sampler is None else sampler
+
+    def _fetch(self) -> Any:
+        if self.iterator is None:
+            self.iterator = iter(self.dataloader)
+        batch = next(self.iterator, _END)
+        if batch is _END:  # end of an epoch: start the next one
+            self.epoch += 1
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(self.epoch)
+            if self.dataloader.num_workers > 0:
+                time.sleep(2)  # mmengine's guard against a worker deadlock at epoch transitions
+            self.iterator = iter(self.dataloader)
+            batch = next(self.iterator, _END)
+            if batch is _END:
+                raise RuntimeError("the training dataloader yields no batches")
+        return batch
+
+    def _fast_forward(self, num_batches: int) -> None:
+        """Put the data stream where it stood after ``num_batches`` batches, reading as little data as possible.
+
+        ``InfiniteSampler`` keeps one index stream in the sampler object: restart it (the stream that mmengine's
+        first iterator may have prefetched from dies with that iterator) and skip the trained indices, reading no
+        data. Finite samplers (``DefaultSampler``: an epoch's order depends only on seed and epoch) skip whole
+        epochs by number and re-read the trained part of the current epoch, at most one epoch of data. At an
+        exact epoch end the next fetch starts the next epoch, as it did in the interrupted run.
+        """
+        sampler, batch_size = self.sampler, self.dataloader.batch_size
+        if isinstance(sampler, InfiniteSampler):
+            if batch_size is None:  # a custom batch sampler: re-read like mmengine does
+                for _ in range(num_batches):
+                    self._fetch()
+                return
+            sampler.indices = sampler._indices_of_rank()
+            for _ in islice(sampler.indices, num_batches * batch_size):
+                pass
+            self.iterator = iter(self.dataloader)
+            return
+        epochs, done = divmod(num_batches, len(self.dataloader))
+        if done == 0:
+            self.epoch, self.iterator = epochs - 1, iter(())
+            return
+        self.epoch = epochs
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epochs)
+        self.iterator = iter(self.dataloader)
+        for _ in range(done):
+            next(self.iterator)
+
+    def _restore_rng(self) -> None:
+        runner = self.loop.runner
+        state = getattr(runner, "loaded_rng_state", None)
+        per_rank_seeds = runner.cfg.get("randomness", {}).get("diff_rank_seed", False)
+        if state is not None and (get_rank() == 0 or not per_rank_seeds):  # only rank 0's states are saved
+            restore_rng_state(state)
+
+
+_END = object()
+
+
+@LOOPS.register_module()
+class ExactResumeIterLoop(IterBasedTrainLoop):
+    """``IterBasedTrainLoop`` whose resume continues the data order and the random draws exactly.
+
+    mmengine's loop re-reads every batch already trained on, sleeps 2 s at every epoch end of a finite sampler
+    (even without workers) and saves no RNG state. Here the batches come from :class:`_ResumableBatches`. Exact
+    for ``DefaultSampler`` (workers included, when seeded by mmengine's default ``worker_init_fn``) and for
+    ``InfiniteSampler`` with randomness in the main process; random augmentations inside the dataloader workers
+    of an ``InfiniteSampler`` start afresh at resume.
+    """
+
+    def __init__(self, runner: Runner, dataloader: Any, max_iters: int, **kwargs):
+        super().__init__(runner, dataloader, max_iters, **kwargs)
+        # Keep mmengine's first DataLoader iterator: it may be prefetching already, and dropping it would close
+        # an InfiniteSampler's shared index stream.
+        first_iterator = getattr(self.dataloader_iterator, "_iterator", None)
+        self.dataloader_iterator = _ResumableBatches(self, first_iterator)
+
+    def run(self) -> nn.Module:
+        try:
+            return super().run()
+        finally:  # stop the dataloader workers now: shut down later by the garbage collector, each took 5 s
+            self.dataloader_iterator.iterator = None
+
+
+@HOOKS.register_module()
+class RngStateHook(Hook):
+    """Save the RNG states in every checkpoint, and keep validation from advancing the training RNG streams."""
+
+    priority = "VERY_HIGH"
+
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        checkpoint["rng_state"] = capture_rng_state()
+
+    def before_val(self, runner: Runner) -> None:
+        self._training_state = capture_rng_state()
+
+    def after_val(self, runner: Runner) -> None:
+        restore_rng_state(self._training_state)
+
+
+@HOOKS.register_module()
+class FinalWeightsHook(Hook):
+    """After training, write ``work_dir/final_weights.pth``: model and EMA weights that load weights-only."""
+
+    priority = "LOWEST"
+
+    def after_train(self, runner: Runner) -> None:
+        if is_main_process():
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            ema = next((hook.ema_model.module for hook in runner.hooks if isinstance(hook, EMAHook)), None)
+            save_weights(
+                Path(runner.work_dir) / FINAL_WEIGHTS_NAME,
+                model.state_dict(),
+                None if ema is None else ema.state_dict(),
+                iter=runner.iter,
+            )
+        barrier()  # the other ranks return once rank 0 has written its last files
