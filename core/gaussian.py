@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from .noise_assignment import AssignMethod, assign_noise
-from .schedule import NoiseSchedule, make_timesteps, validate_timesteps
+from .schedule import NoiseSchedule, resolve_timesteps
 
 Prediction = Literal["eps", "x0", "v"]
 Sampler = Literal["ddpm", "ddim", "dpmpp_2m"]
@@ -200,14 +200,6 @@ class GaussianDiffusion:
         return (err * mask).sum() / mask.sum().clamp(min=1.0)
 
     # ------------------------------------------------------------------ sampling
-    def resolve_timesteps(self, timesteps: int | Sequence[int] | torch.Tensor | None) -> list[int]:
-        """None: all T steps; an int n: n "trailing" steps; a list: validated descending timesteps."""
-        if timesteps is None:
-            return list(range(self.num_steps - 1, -1, -1))
-        if isinstance(timesteps, int):
-            return make_timesteps(self.num_steps, timesteps, "trailing")
-        return validate_timesteps(timesteps, self.num_steps)
-
     @torch.no_grad()
     def sample(
         self,
@@ -233,7 +225,7 @@ class GaussianDiffusion:
             raise ValueError(f"unknown sampler {sampler!r}; expected ddpm, ddim or dpmpp_2m")
         if (known is None) != (known_mask is None):
             raise ValueError("known and known_mask must be given together")
-        ts = self.resolve_timesteps(timesteps)
+        ts = resolve_timesteps(timesteps, self.num_steps)
         x = x_T
         dtype = _compute_dtype(x_T)
         if known is not None:

@@ -172,3 +172,13 @@ def validate_timesteps(timesteps, num_train_steps: int) -> list[int]:
     if any(b >= a for a, b in zip(ts, ts[1:])):
         raise ValueError(f"timesteps must be strictly descending without duplicates, got {ts}")
     return ts
+
+
+def resolve_timesteps(timesteps, num_train_steps: int) -> list[int]:
+    """A sampler's ``timesteps`` argument as a list: None = all T steps; an int n = n "trailing" steps; a
+    sequence or tensor = validated descending timesteps."""
+    if timesteps is None:
+        return list(range(num_train_steps - 1, -1, -1))
+    if isinstance(timesteps, int):
+        return make_timesteps(num_train_steps, timesteps, "trailing")
+    return validate_timesteps(timesteps, num_train_steps)

@@ -1,6 +1,7 @@
 """An exact denoiser for Gaussian data: x0 ~ N(mu, s^2) per coordinate, so E[eps | x_t] is known in closed form."""
 
 import torch
+
 from diffusekit.core import GaussianDiffusion
 
 

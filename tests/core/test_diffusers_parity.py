@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from diffusekit.core import GaussianDiffusion, NoiseSchedule, make_timesteps
 
 from .gaussian_oracle import GaussianDataOracle

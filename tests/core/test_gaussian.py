@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from diffusekit.core import GaussianDiffusion, NoiseSchedule, make_timesteps
 
 from .gaussian_oracle import GaussianDataOracle

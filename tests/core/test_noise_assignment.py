@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import torch
+
 from diffusekit.core import GaussianDiffusion, NoiseSchedule, assign_noise
 from diffusekit.core.noise_assignment import hungarian_assignment, knn_selection
 

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from diffusekit.core import NoiseSchedule, make_timesteps
 from diffusekit.core.schedule import cosine_betas, validate_timesteps
 
