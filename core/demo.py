@@ -13,31 +13,39 @@ import torch
 from .cli import DemoResult, _version
 from .toy import ToyDiffusion, sample_mixture, sliced_wasserstein
 
-SAMPLER_GRID: list[tuple[str, int]] = [("ddpm", 1000)] + [
-    (sampler, steps) for sampler in ("ddim", "dpmpp_2m") for steps in (5, 10, 20, 50)
+# (sampler, steps, spacing): the full ancestral chain, then the fast samplers on t-uniform ("trailing") and
+# logSNR-uniform timesteps
+SAMPLER_GRID: list[tuple[str, int, str]] = [("ddpm", 1000, "trailing")] + [
+    (sampler, steps, spacing)
+    for sampler in ("ddim", "dpmpp_2m")
+    for spacing in ("trailing", "logsnr")
+    for steps in (5, 10, 20, 50)
 ]
+QUICK_GRID = [("ddpm", 1000, "trailing"), ("ddim", 10, "logsnr"), ("dpmpp_2m", 5, "logsnr"), ("dpmpp_2m", 20, "logsnr")]
 
 
 @dataclass
 class SamplerRow:
     sampler: str
     steps: int
+    spacing: str
     distance: float
     seconds: float
     samples: torch.Tensor
 
 
 def evaluate_samplers(
-    model: ToyDiffusion, held_out: torch.Tensor, grid: list[tuple[str, int]] = SAMPLER_GRID, seed: int = 0
+    model: ToyDiffusion, held_out: torch.Tensor, grid: list[tuple[str, int, str]] = SAMPLER_GRID, seed: int = 0
 ) -> list[SamplerRow]:
-    """Sliced Wasserstein distance to ``held_out`` and wall time of each (sampler, steps), same noise for all."""
+    """Sliced Wasserstein distance to ``held_out`` and wall time of each (sampler, steps, spacing), same noise
+    for all."""
     model.eval()
     rows = []
-    for sampler, steps in grid:
+    for sampler, steps, spacing in grid:
         start = time.perf_counter()
-        x = model.generate(len(held_out), sampler, steps, torch.Generator().manual_seed(seed))
+        x = model.generate(len(held_out), sampler, steps, spacing, torch.Generator().manual_seed(seed))
         seconds = time.perf_counter() - start
-        rows.append(SamplerRow(sampler, steps, sliced_wasserstein(x.cpu(), held_out), seconds, x.cpu()))
+        rows.append(SamplerRow(sampler, steps, spacing, sliced_wasserstein(x.cpu(), held_out), seconds, x.cpu()))
     return rows
 
 
@@ -52,15 +60,18 @@ def plot_samplers(rows: list[SamplerRow], held_out: torch.Tensor, floor: float, 
         r for r in rows if (r.sampler, r.steps) in {("ddpm", 1000), ("ddim", 10), ("dpmpp_2m", 5), ("dpmpp_2m", 20)}
     ]
     fig, axes = plt.subplots(1, len(shown) + 2, figsize=(3.2 * (len(shown) + 2), 3.4))
-    panels = [("held-out data", held_out, None)] + [(f"{r.sampler}, {r.steps} steps", r.samples, r) for r in shown]
+    panels = [("held-out data", held_out, None)]
+    panels += [(f"{r.sampler}, {r.steps} {r.spacing} steps", r.samples, r) for r in shown]
     for ax, (title, pts, row) in zip(axes, panels):
         ax.scatter(pts[:, 0], pts[:, 1], s=1.5, alpha=0.5)
         ax.set_title(title if row is None else f"{title}\nSW={row.distance:.3f}", fontsize=9)
         ax.set_xlim(-3, 3), ax.set_ylim(-3, 3), ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
     ax = axes[-1]
     for sampler in ("ddim", "dpmpp_2m"):
-        pts = [(r.steps, r.distance) for r in rows if r.sampler == sampler]
-        ax.plot(*zip(*pts), marker="o", label=sampler)
+        for spacing, style in (("trailing", "--"), ("logsnr", "-")):
+            pts = [(r.steps, r.distance) for r in rows if r.sampler == sampler and r.spacing == spacing]
+            if len(pts) > 1:
+                ax.plot(*zip(*pts), marker="o", ls=style, label=f"{sampler} {spacing}")
     for r in rows:
         if r.sampler == "ddpm":
             ax.axhline(r.distance, color="k", ls="--", lw=1, label=f"ddpm {r.steps}")
@@ -94,11 +105,11 @@ def run_core_demo(out: Path, quick: bool = False) -> DemoResult:
     n = 500 if quick else 2000
     held_out = sample_mixture(n, torch.Generator().manual_seed(1001))
     floor = sliced_wasserstein(held_out, sample_mixture(n, torch.Generator().manual_seed(1002)))
-    grid = [("ddpm", 1000), ("ddim", 10), ("dpmpp_2m", 5), ("dpmpp_2m", 20)] if quick else SAMPLER_GRID
+    grid = QUICK_GRID if quick else SAMPLER_GRID
     rows = evaluate_samplers(model, held_out, grid)
     figure = plot_samplers(rows, held_out, floor, out / "core" / "samplers.png")
-    table = ["| sampler | steps | sliced W2 | seconds |", "|---|---:|---:|---:|"]
-    table += [f"| {r.sampler} | {r.steps} | {r.distance:.4f} | {r.seconds:.2f} |" for r in rows]
+    table = ["| sampler | steps | spacing | sliced W2 | seconds |", "|---|---:|---|---:|---:|"]
+    table += [f"| {r.sampler} | {r.steps} | {r.spacing} | {r.distance:.4f} | {r.seconds:.2f} |" for r in rows]
     markdown = "\n".join(
         [
             f"A {sum(p.numel() for p in model.parameters()):,}-parameter MLP denoiser trained for "
@@ -113,8 +124,8 @@ def run_core_demo(out: Path, quick: bool = False) -> DemoResult:
     )
     metrics = {"train_seconds": round(train_seconds, 2), "samples": n, "floor": round(floor, 5)}
     for r in rows:
-        metrics[f"{r.sampler}_{r.steps}_sw"] = round(r.distance, 5)
-        metrics[f"{r.sampler}_{r.steps}_seconds"] = round(r.seconds, 4)
+        metrics[f"{r.sampler}_{r.steps}_{r.spacing}_sw"] = round(r.distance, 5)
+        metrics[f"{r.sampler}_{r.steps}_{r.spacing}_seconds"] = round(r.seconds, 4)
     return DemoResult("core", markdown, metrics)
 
 

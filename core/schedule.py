@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 ScheduleName = Literal["linear", "scaled_linear", "cosine", "quad"]
-Spacing = Literal["leading", "trailing", "linspace"]
+Spacing = Literal["leading", "trailing", "linspace", "logsnr"]
 
 # Default beta endpoints per named schedule (beta_start, beta_end).
 _DEFAULT_ENDPOINTS: dict[str, tuple[float, float]] = {
@@ -117,8 +117,8 @@ class NoiseSchedule:
 
     def alpha_bar(self, t: torch.Tensor | int) -> torch.Tensor:
         """alpha-bar at integer timesteps; t = -1 means the clean data (alpha-bar = 1). float64."""
-        t = torch.as_tensor(t, dtype=torch.long)
-        return torch.where(t < 0, torch.ones((), dtype=torch.float64), self.alphas_cumprod[t.clamp(min=0).cpu()])
+        t = torch.as_tensor(t, dtype=torch.long).cpu()  # the schedule lives on the CPU; callers move the result
+        return torch.where(t < 0, torch.ones((), dtype=torch.float64), self.alphas_cumprod[t.clamp(min=0)])
 
     def snr(self, t: torch.Tensor | int) -> torch.Tensor:
         """Signal-to-noise ratio alpha-bar / (1 - alpha-bar) at integer timesteps (float64)."""
@@ -137,17 +137,24 @@ def cosine_betas(num_steps: int, s: float = 0.008, max_beta: float = 0.999) -> n
     return np.minimum(betas, max_beta)
 
 
-def make_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "trailing") -> list[int]:
-    """Descending integer timesteps for sampling, the spacings of Lin et al. 2023, Table 2.
+def make_timesteps(
+    num_train_steps: int, num_steps: int, spacing: Spacing = "trailing", schedule: NoiseSchedule | None = None
+) -> list[int]:
+    """Descending integer timesteps for sampling: the spacings of Lin et al. 2023, Table 2, and logSNR.
 
     - ``trailing``: round(arange(T, 0, -T/n)) - 1, starts at T-1 (use with zero terminal SNR).
     - ``leading``: arange(n) * (T // n), reversed; never visits T-1 (DDIM's default in diffusers).
     - ``linspace``: round(linspace(0, T-1, n)), reversed.
+    - ``logsnr``: uniform in lambda = log(alpha_t / sigma_t) from t = T-1 to t = 0 (DPM-Solver, Lu et al. 2022,
+      §5 "uniform logSNR" steps); needs ``schedule``. Equal lambda steps keep DPM-Solver++(2M)'s ratio r = 1,
+      whereas t-uniform spacings give very unequal lambda steps near t = 0.
     The result is strictly descending with no duplicates (diffusers #12771).
     """
     T, n = int(num_train_steps), int(num_steps)
     if not 1 <= n <= T:
         raise ValueError(f"num_steps must be in [1, {T}], got {n}")
+    if spacing == "logsnr":
+        return _logsnr_timesteps(T, n, schedule)
     if spacing == "trailing":
         ts = np.round(np.arange(T, 0, -T / n)).astype(np.int64) - 1
     elif spacing == "leading":
@@ -155,10 +162,27 @@ def make_timesteps(num_train_steps: int, num_steps: int, spacing: Spacing = "tra
     elif spacing == "linspace":
         ts = np.round(np.linspace(0, T - 1, n))[::-1].astype(np.int64)
     else:
-        raise ValueError(f"unknown spacing {spacing!r}; expected trailing, leading or linspace")
+        raise ValueError(f"unknown spacing {spacing!r}; expected trailing, leading, linspace or logsnr")
     out = [int(t) for t in ts]
     if any(b >= a for a, b in zip(out, out[1:])):
         raise ValueError(f"{spacing} spacing of {n} steps over T={T} gives repeated timesteps: {out}")
+    return out
+
+
+def _logsnr_timesteps(T: int, n: int, schedule: NoiseSchedule | None) -> list[int]:
+    if schedule is None or schedule.num_steps != T:
+        raise ValueError("logsnr spacing needs the NoiseSchedule of the T training steps (schedule=...)")
+    ab = schedule.alphas_cumprod.clamp(max=1 - 1e-12)
+    lam = 0.5 * (torch.log(ab) - torch.log1p(-ab))  # decreasing in t
+    lam_T = lam[-1] if torch.isfinite(lam[-1]) else lam[-2]  # zero terminal SNR: lambda_T = -inf
+    targets = torch.linspace(float(lam_T), float(lam[0]), n, dtype=torch.float64)
+    out = [int((lam - target).abs().argmin()) for target in targets]  # nearest timesteps, descending
+    out[0] = T - 1  # start from pure noise also under a zero terminal SNR (lambda_T = -inf)
+    # lambda rises steeply as t -> 0, so several targets can share a timestep there: keep step i inside the
+    # range [n-1-i, T-1-i] that leaves room for the others, then push shared timesteps apart upwards
+    out = [min(max(t, n - 1 - i), T - 1 - i) for i, t in enumerate(out)]
+    for i in range(n - 2, -1, -1):
+        out[i] = max(out[i], out[i + 1] + 1)
     return out
 
 

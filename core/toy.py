@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from .gaussian import GaussianDiffusion
 from .layers import TimestepEmbedder
-from .schedule import NoiseSchedule
+from .schedule import NoiseSchedule, make_timesteps
 
 
 def sample_mixture(
@@ -104,11 +104,18 @@ class ToyDiffusion(BaseModel):
 
     @torch.no_grad()
     def generate(
-        self, n: int, sampler: str | None = None, steps: int | None = None, generator: torch.Generator | None = None
+        self,
+        n: int,
+        sampler: str | None = None,
+        steps: int | None = None,
+        spacing: str = "trailing",
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Draw ``n`` samples from pure noise (``steps`` trailing timesteps; T of them is the full chain)."""
+        """Draw ``n`` samples from pure noise over ``steps`` timesteps of the given spacing (T "trailing" steps is
+        the full chain)."""
         device = next(self.parameters()).device
         x_T = torch.randn(n, 2, generator=generator).to(device)
+        ts = make_timesteps(self.diffusion.num_steps, steps or self.steps, spacing, self.diffusion.schedule)
         return self.diffusion.sample(
-            self.denoiser, x_T, timesteps=steps or self.steps, sampler=sampler or self.sampler, generator=generator
+            self.denoiser, x_T, timesteps=ts, sampler=sampler or self.sampler, generator=generator
         )

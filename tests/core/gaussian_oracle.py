@@ -18,10 +18,10 @@ class GaussianDataOracle:
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        ab = self.diffusion.schedule.alpha_bar(t).to(torch.float64).reshape(-1, *([1] * (x_t.ndim - 1)))
+        ab = self.diffusion.schedule.alpha_bar(t).to(x_t.device, torch.float64).reshape(-1, *([1] * (x_t.ndim - 1)))
         alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
-        x = x_t.double()
-        eps = sigma * (x - alpha * self.mu) / (ab * self.std**2 + sigma**2)
+        x, mu, std = x_t.double(), self.mu.to(x_t.device), self.std.to(x_t.device)
+        eps = sigma * (x - alpha * mu) / (ab * std**2 + sigma**2)
         x0 = (x - sigma * eps) / alpha
         out = {"eps": eps, "x0": x0, "v": alpha * eps - sigma * x0}[self.diffusion.prediction]
         return out.to(x_t.dtype)

@@ -70,6 +70,6 @@ def test_demo_writes_report_figure_and_json(tmp_path, capsys):
     assert "## core" in report and "![samples](core/samplers.png)" in report
     assert (tmp_path / "core" / "samplers.png").stat().st_size > 10_000
     # even the quick run learns the mixture: far closer than pure noise (~0.56), every sampler
-    for key in ("ddpm_1000_sw", "dpmpp_2m_20_sw", "ddim_10_sw"):
+    for key in ("ddpm_1000_trailing_sw", "dpmpp_2m_20_logsnr_sw", "ddim_10_logsnr_sw"):
         assert metrics[key] < 0.40, (key, metrics)
-    assert metrics["dpmpp_2m_20_seconds"] < metrics["ddpm_1000_seconds"]
+    assert metrics["dpmpp_2m_20_logsnr_seconds"] < metrics["ddpm_1000_trailing_seconds"]

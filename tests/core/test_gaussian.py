@@ -275,3 +275,17 @@ def test_bad_arguments():
         d.sample(lambda x, t: x, torch.zeros(1, 1), known=torch.zeros(1, 1))
     with pytest.raises(ValueError, match="shape"):
         d.training_loss(lambda x, t: x[:, :1], torch.zeros(2, 3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    """Timesteps on the GPU index the CPU schedule (a bug found on an H100: alpha_bar mixed devices)."""
+    d = GaussianDiffusion(NoiseSchedule.named("linear", 1000))
+    oracle = GaussianDataOracle(d, MU, STD)
+    x = torch.randn(8, 3, dtype=torch.float64)
+    cpu = d.sample(oracle, x, 20, "dpmpp_2m")
+    gpu = d.sample(oracle, x.cuda(), 20, "dpmpp_2m")
+    torch.testing.assert_close(gpu.cpu(), cpu)
+    t = torch.tensor([3, 500], device="cuda")
+    x0 = torch.randn(2, 3, device="cuda")
+    assert d.q_sample(x0, t).device.type == "cuda"

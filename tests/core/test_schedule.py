@@ -95,3 +95,23 @@ def test_validate_timesteps_rejects_unsorted_duplicates_and_out_of_range():
     for bad in ([3, 5], [5, 5, 0], [10, 0], [3, -1], []):
         with pytest.raises(ValueError):
             validate_timesteps(bad, 10)
+
+
+def test_logsnr_spacing_is_uniform_in_lambda():
+    s = NoiseSchedule.named("linear", 1000)
+    ts = make_timesteps(1000, 10, "logsnr", s)
+    assert ts[0] == 999 and ts[-1] == 0
+    ab = s.alphas_cumprod[ts]
+    lam = 0.5 * torch.log(ab / (1 - ab))
+    steps = lam.diff()
+    assert (steps > 0).all()
+    # equal lambda steps up to the rounding of t to integers (largest relative at small t)
+    assert (steps / steps.mean() - 1).abs().max() < 0.15
+    for n in (1, 2, 37, 500, 1000):
+        ts = make_timesteps(1000, n, "logsnr", s)
+        assert len(ts) == n and ts[0] == 999 and all(a > b >= 0 for a, b in zip(ts, ts[1:]))
+    assert make_timesteps(1000, 1000, "logsnr", s) == list(range(999, -1, -1))
+    zero_snr = NoiseSchedule.named("linear", 1000, zero_terminal_snr=True)
+    assert make_timesteps(1000, 5, "logsnr", zero_snr)[0] == 999
+    with pytest.raises(ValueError, match="schedule"):
+        make_timesteps(1000, 10, "logsnr")
