@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .gaussian import Trajectory
-from .schedule import NoiseSchedule, resolve_timesteps
+from .schedule import NoiseSchedule, batch_timesteps, resolve_timesteps
 
 Prediction = Literal["x0", "flip"]
 Sampler = Literal["ancestral", "ddim"]
@@ -86,10 +86,6 @@ class BernoulliDiffusion:
         return self.schedule.num_steps
 
     # ------------------------------------------------------------------ helpers
-    def _timesteps_like(self, t: torch.Tensor | int, y: torch.Tensor) -> torch.Tensor:
-        t = torch.as_tensor(t, dtype=torch.long, device=y.device)
-        return t.expand(y.shape[0]) if t.ndim == 0 else t
-
     def _alpha_bar(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """alpha-bar at per-sample t (B,), broadcast against y, in y's compute dtype (at least float32)."""
         ab = self.schedule.alpha_bar(t).to(device=y.device, dtype=torch.promote_types(y.dtype, torch.float32))
@@ -104,7 +100,7 @@ class BernoulliDiffusion:
     def q_probs(self, y0: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """P(y_t = 1 | y_0) = alpha-bar_t y_0 + (1 - alpha-bar_t) / 2 (BerDiff's q(y_t | y_0)); y0 may be
         soft."""
-        ab = self._alpha_bar(self._timesteps_like(t, y0), y0)
+        ab = self._alpha_bar(batch_timesteps(t, y0), y0)
         return ab * y0 + (1.0 - ab) / 2
 
     def q_sample(
@@ -128,8 +124,8 @@ class BernoulliDiffusion:
         (Austin et al. 2021, eq. 4), since q(y_{t-1} | y_0) is linear in y_0. At t_prev = -1 (the clean
         level) it returns y0_prob.
         """
-        t = self._timesteps_like(t, y_t)
-        t_prev = t - 1 if t_prev is None else self._timesteps_like(t_prev, y_t)
+        t = batch_timesteps(t, y_t)
+        t_prev = t - 1 if t_prev is None else batch_timesteps(t_prev, y_t)
         ab_t, ab_p = self._alpha_bar(t, y_t), self._alpha_bar(t_prev, y_t)
         a = ab_t / ab_p
         a1 = (a * y_t + (1 - a) / 2) * (ab_p * y0_prob + (1 - ab_p) / 2)
@@ -182,7 +178,7 @@ class BernoulliDiffusion:
         if t is None:
             gen_device = generator.device if generator is not None else "cpu"
             t = torch.randint(0, self.num_steps, (b,), generator=generator, device=gen_device)
-        t = self._timesteps_like(t, y0)
+        t = batch_timesteps(t, y0)
         y0 = y0.to(torch.promote_types(y0.dtype, torch.float32))
         y_t = self.q_sample(y0, t, generator)
         out = model(y_t, t, **model_kwargs)

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from .noise_assignment import AssignMethod, assign_noise
-from .schedule import NoiseSchedule, resolve_timesteps
+from .schedule import NoiseSchedule, batch_timesteps, resolve_timesteps
 
 Prediction = Literal["eps", "x0", "v"]
 Sampler = Literal["ddpm", "ddim", "dpmpp_2m"]
@@ -85,16 +85,12 @@ class GaussianDiffusion:
         ab = self.schedule.alpha_bar(t)
         return self._coef(ab.sqrt(), x), self._coef((1.0 - ab).sqrt(), x)
 
-    def _timesteps_like(self, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
-        t = torch.as_tensor(t, dtype=torch.long, device=x.device)
-        return t.expand(x.shape[0]) if t.ndim == 0 else t
-
     # ------------------------------------------------------------------ forward process
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """x_t = sqrt(alpha-bar_t) x0 + sqrt(1 - alpha-bar_t) noise (Ho et al. eq. 4); t is a LongTensor (B,)."""
         if noise is None:
             noise = torch.randn_like(x0)
-        t = self._timesteps_like(t, x0)
+        t = batch_timesteps(t, x0)
         alpha, sigma = self._alpha_sigma(t, x0)
         return (alpha * x0 + sigma * noise).to(x0.dtype)
 
@@ -103,8 +99,8 @@ class GaussianDiffusion:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of q(x_{t_prev} | x_t, x0) (Ho et al. eq. 6-7), for any t_prev < t (default t - 1;
         t_prev = -1 is the clean data). With respacing the step's effective beta is 1 - alpha-bar_t/alpha-bar_prev."""
-        t = self._timesteps_like(t, x_t)
-        t_prev = t - 1 if t_prev is None else self._timesteps_like(t_prev, x_t)
+        t = batch_timesteps(t, x_t)
+        t_prev = t - 1 if t_prev is None else batch_timesteps(t_prev, x_t)
         ab_t, ab_prev = self.schedule.alpha_bar(t), self.schedule.alpha_bar(t_prev)
         beta = 1.0 - ab_t / ab_prev
         coef_x0 = ab_prev.sqrt() * beta / (1.0 - ab_t)
@@ -118,7 +114,7 @@ class GaussianDiffusion:
         self, model_output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Convert the model output to (x0, eps) predictions; clip x0 when ``clip_x0`` is set and re-derive eps."""
-        t = self._timesteps_like(t, x_t)
+        t = batch_timesteps(t, x_t)
         alpha, sigma = self._alpha_sigma(t, x_t)
         out, x = model_output.to(alpha.dtype), x_t.to(alpha.dtype)
         if self.prediction == "eps":
@@ -138,7 +134,7 @@ class GaussianDiffusion:
             return noise
         if self.prediction == "x0":
             return x0
-        alpha, sigma = self._alpha_sigma(self._timesteps_like(t, x0), x0)
+        alpha, sigma = self._alpha_sigma(batch_timesteps(t, x0), x0)
         return (alpha * noise - sigma * x0).to(x0.dtype)
 
     def loss_weights(self, t: torch.Tensor, weighting: str | None) -> torch.Tensor | None:
@@ -180,7 +176,7 @@ class GaussianDiffusion:
         b = x0.shape[0]
         if t is None:
             t = torch.randint(0, self.num_steps, (b,), generator=generator, device="cpu").to(x0.device)
-        t = self._timesteps_like(t, x0)
+        t = batch_timesteps(t, x0)
         if noise is None and noise_assignment != "knn":
             noise = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
         if noise_assignment is not None:

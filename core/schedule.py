@@ -206,3 +206,9 @@ def resolve_timesteps(timesteps, num_train_steps: int) -> list[int]:
     if isinstance(timesteps, int):
         return make_timesteps(num_train_steps, timesteps, "trailing")
     return validate_timesteps(timesteps, num_train_steps)
+
+
+def batch_timesteps(t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
+    """``t`` as a LongTensor (B,) on ``like``'s device; a scalar is repeated over the batch of ``like``."""
+    t = torch.as_tensor(t, dtype=torch.long, device=like.device)
+    return t.expand(like.shape[0]) if t.ndim == 0 else t
