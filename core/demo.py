@@ -56,17 +56,18 @@ def plot_samplers(rows: list[SamplerRow], held_out: torch.Tensor, floor: float, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [
-        r for r in rows if (r.sampler, r.steps) in {("ddpm", 1000), ("ddim", 10), ("dpmpp_2m", 5), ("dpmpp_2m", 20)}
-    ]
-    fig, axes = plt.subplots(1, len(shown) + 2, figsize=(3.2 * (len(shown) + 2), 3.4))
+    shown = [r for r in rows if (r.sampler, r.steps, r.spacing) in set(QUICK_GRID)]
     panels = [("held-out data", held_out, None)]
     panels += [(f"{r.sampler}, {r.steps} {r.spacing} steps", r.samples, r) for r in shown]
-    for ax, (title, pts, row) in zip(axes, panels):
+    fig = plt.figure(figsize=(3.2 * len(panels), 7.0))
+    grid = fig.add_gridspec(2, len(panels), height_ratios=(1, 1.1))
+    for i, (title, pts, row) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, i])
         ax.scatter(pts[:, 0], pts[:, 1], s=1.5, alpha=0.5)
         ax.set_title(title if row is None else f"{title}\nSW={row.distance:.3f}", fontsize=9)
         ax.set_xlim(-3, 3), ax.set_ylim(-3, 3), ax.set_aspect("equal"), ax.set_xticks([]), ax.set_yticks([])
-    ax = axes[-1]
+    ax = fig.add_subplot(grid[1, :])
+    steps = sorted({r.steps for r in rows if r.sampler != "ddpm"})
     for sampler in ("ddim", "dpmpp_2m"):
         for spacing, style in (("trailing", "--"), ("logsnr", "-")):
             pts = [(r.steps, r.distance) for r in rows if r.sampler == sampler and r.spacing == spacing]
@@ -74,9 +75,10 @@ def plot_samplers(rows: list[SamplerRow], held_out: torch.Tensor, floor: float, 
                 ax.plot(*zip(*pts), marker="o", ls=style, label=f"{sampler} {spacing}")
     for r in rows:
         if r.sampler == "ddpm":
-            ax.axhline(r.distance, color="k", ls="--", lw=1, label=f"ddpm {r.steps}")
-    ax.axhline(floor, color="grey", ls=":", lw=1, label="data vs data")
-    ax.set_xscale("log"), ax.set_xlabel("steps"), ax.set_ylabel("sliced W2 to held-out"), ax.legend(fontsize=7)
+            ax.axhline(r.distance, color="k", ls="--", lw=1, label=f"ddpm {r.steps} steps")
+    ax.axhline(floor, color="grey", ls=":", lw=1, label="data vs data (floor)")
+    ax.set_xscale("log"), ax.set_xticks(steps, [str(k) for k in steps]), ax.minorticks_off()
+    ax.set_xlabel("sampling steps"), ax.set_ylabel("sliced W2 to held-out data"), ax.legend(fontsize=8)
     ax.set_title("distance vs steps", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
