@@ -22,7 +22,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
 
-from diffusekit.core.errors import DataError
+from diffusekit.timeseries.data import Segment
 from diffusekit.timeseries.range_metrics import (
     RocPr,
     as_binary,
@@ -41,7 +41,6 @@ from diffusekit.timeseries.range_metrics import (
 __all__ = [
     "AnomalyDetectionMetric",
     "BestF1",
-    "InterpretationSegment",
     "PRF",
     "RocPr",
     "average_detection_delay",
@@ -51,7 +50,6 @@ __all__ = [
     "hit_rate_at_p",
     "pa_k_auc",
     "pa_k_curve",
-    "parse_interpretation_label",
     "point_adjust",
     "precision_recall_f1",
     "range_auc",
@@ -78,16 +76,6 @@ class BestF1(NamedTuple):
     precision: float
     recall: float
     threshold: float
-
-
-class InterpretationSegment(NamedTuple):
-    """One ``interpretation_label`` line: test rows ``start:end`` (0-based, end exclusive) and 0-based dims.
-
-    Same fields and convention as ``diffusekit.timeseries.data.Segment``, so either can be passed around."""
-
-    start: int
-    end: int
-    dims: tuple[int, ...]
 
 
 def _labels_and_pred(labels: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -277,35 +265,8 @@ def average_detection_delay(labels: Any, pred: Any) -> float:
     return float(delay.mean())
 
 
-def parse_interpretation_label(lines: str | Iterable[str]) -> list[InterpretationSegment]:
-    """Parse SMD ``interpretation_label`` lines such as ``15849-16368:1,9,10,12``.
-
-    Convention (checked against OmniAnomaly's ``test_label`` files, e.g. machine-1-3 ``22923-23019`` labels rows
-    22923..23018): ``start-end`` is the 0-based half-open row range ``[start, end)``; dims are 1-based in the file and
-    returned 0-based. Blank lines are skipped; malformed ones raise :class:`DataError` with the line number.
-    """
-    if isinstance(lines, str):
-        lines = lines.splitlines()
-    segments = []
-    for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        try:
-            rows, dims_text = line.split(":")
-            start_text, end_text = rows.split("-")
-            start, end = int(start_text), int(end_text)
-            dims = tuple(int(d) - 1 for d in dims_text.split(","))
-        except ValueError:
-            raise DataError(f"line {number}: expected 'start-end:d1,d2,...', got {line!r}", line=number) from None
-        if start < 0 or end < start or not dims or min(dims) < 0:
-            raise DataError(f"line {number}: invalid rows or dims in {line!r}", line=number)
-        segments.append(InterpretationSegment(start, end, dims))
-    return segments
-
-
 def hit_rate_at_p(
-    interpretation: Sequence[InterpretationSegment | tuple[int, int, Sequence[int]]],
+    interpretation: Sequence[Segment | tuple[int, int, Sequence[int]]],
     feature_scores: Any,
     p: float = 100,
     *,

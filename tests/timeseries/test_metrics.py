@@ -11,9 +11,9 @@ import torch
 from scipy.stats import rankdata
 
 from diffusekit.core.errors import DataError
+from diffusekit.timeseries.data import Segment
 from diffusekit.timeseries.metrics import (
     AnomalyDetectionMetric,
-    InterpretationSegment,
     average_detection_delay,
     best_f1,
     f1_point,
@@ -21,7 +21,6 @@ from diffusekit.timeseries.metrics import (
     hit_rate_at_p,
     pa_k_auc,
     pa_k_curve,
-    parse_interpretation_label,
     point_adjust,
     precision_recall_f1,
     range_auc,
@@ -31,6 +30,7 @@ from diffusekit.timeseries.metrics import (
     vus_pr,
     vus_roc,
 )
+from diffusekit.timeseries.smd import parse_interpretation_file
 
 # segments [1, 4) (one hit of 3), [6, 8) (missed), [9, 10) (hit); one false positive at 0
 LABELS = [0, 1, 1, 1, 0, 0, 1, 1, 0, 1]
@@ -198,25 +198,22 @@ def test_average_detection_delay_by_hand():
 
 
 # ----------------------------------------------------------------------------------------------- interpretation
-def test_parse_interpretation_label():
-    text = "15849-16368:1,9,10,12\n\n24679-24682:9,13\n"
-    segments = parse_interpretation_label(text)
-    assert segments == [
-        InterpretationSegment(15849, 16368, (0, 8, 9, 11)),
-        InterpretationSegment(24679, 24682, (8, 12)),
+def test_interpretation_file_parses_to_segments(tmp_path):
+    path = tmp_path / "machine-1-1.txt"
+    path.write_text("15849-16368:1,9,10,12\n\n24679-24682:9,13\n")
+    assert parse_interpretation_file(path, test_length=30_000, num_features=38) == [
+        Segment(15849, 16368, (0, 8, 9, 11)),
+        Segment(24679, 24682, (8, 12)),
     ]
-    assert parse_interpretation_label(text.splitlines()) == segments
-    with pytest.raises(DataError, match="line 2: expected") as error:
-        parse_interpretation_label(["1-2:1", "3-x:1"])
-    assert isinstance(error.value, ValueError) and error.value.line == 2
-    with pytest.raises(DataError, match="invalid"):
-        parse_interpretation_label(["5-2:1"])
-    with pytest.raises(DataError, match="invalid"):
-        parse_interpretation_label(["1-2:0"])
+    for text, message in (("1-2:1\n3-x:1\n", "expected"), ("5-2:1\n", "empty range"), ("1-2:0\n", "dims")):
+        path.write_text(text)
+        with pytest.raises(DataError, match=message) as error:
+            parse_interpretation_file(path, test_length=100, num_features=38)
+        assert error.value.path == path and error.value.line is not None
 
 
 def test_hit_rate_by_hand():
-    segments = [InterpretationSegment(0, 2, (0, 2)), (3, 4, (1,))]
+    segments = [Segment(0, 2, (0, 2)), (3, 4, (1,))]
     scores = np.zeros((5, 5))
     scores[0] = [5, 1, 4, 0, 0]  # top2 {0, 2}: 2/2; top3 {0, 2, 1}: 2/2
     scores[1] = [2, 1, 4, 3, 0]  # top2 {2, 3}: 1/2; top3 {2, 3, 0}: 2/2
