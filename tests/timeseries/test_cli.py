@@ -1,0 +1,130 @@
+"""``diffusekit timeseries`` end to end on small synthetic SMD-layout data (tiny config, a handful of iterations)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from diffusekit.core import cli
+from diffusekit.timeseries.cli import DOMAIN, METRIC_KEYS
+from diffusekit.timeseries.synthetic import write_smd_dataset
+
+FAST = [
+    "--config",
+    "imdiffusion_tiny",
+    "--cfg-options",
+    "train_cfg.max_iters=4",
+    "model.num_steps=30",
+    "detect.test_stride=32",
+]
+
+
+@pytest.fixture(autouse=True)
+def _domain(monkeypatch):
+    monkeypatch.setattr(cli, "installed_domains", lambda: [DOMAIN])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two 600-step machines; machine-1-1 trained for 4 iterations. Tiny tensors: one thread is faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("ts")
+    data, work = root / "data", root / "work"
+    write_smd_dataset(data, machines=2, length=600, per_kind=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "installed_domains", lambda: [DOMAIN])
+        args = ["timeseries", "train", *FAST[:2], "--data", str(data), "--work-dir", str(work), *FAST[2:]]
+        code = cli.main([*args[:6], "--machines", "machine-1-1", *args[6:]])
+    assert code == 0
+    yield data, work
+    torch.set_num_threads(threads)
+
+
+def test_synth_writes_the_smd_layout(tmp_path, capsys):
+    assert cli.main(["timeseries", "synth", "--out", str(tmp_path), "--seed", "3"]) == 0
+    for folder in ("train", "test", "test_label", "interpretation_label"):
+        assert sorted(p.name for p in (tmp_path / folder).iterdir())[0] == "machine-1-1.txt"
+    assert "3 entities" in capsys.readouterr().out
+
+
+def test_train_writes_weights_and_detector(trained):
+    _, work = trained
+    machine = work / "machine-1-1"
+    assert (machine / "final_weights.pth").is_file()
+    record = json.loads((machine / "detector.json").read_text())
+    assert len(record["feature_names"]) == 38 and len(record["thresholds"]) == 10
+    assert not (work / "machine-1-2").exists()
+
+
+def test_evaluate_prints_table_and_json(trained, tmp_path, capsys):
+    data, work = trained
+    args = ["timeseries", "evaluate", *FAST[:2], "--data", str(data), "--checkpoint", str(work)]
+    code = cli.main([*args, "--machines", "machine-1-1", "--out", str(tmp_path), "--json", *FAST[2:]])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert any(line.startswith("machine-1-1") for line in out)
+    assert any("oracle protocol, test labels used" in line for line in out)
+    result = json.loads(out[-1])
+    for key in METRIC_KEYS:
+        assert key in result and key in result["per_entity"]["machine-1-1"]
+    assert 0.0 <= result["oracle_pa_f1"] <= 1.0 and 0.0 <= result["vus_pr"] <= 1.0
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "machine-1-1.png").is_file()
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_predict_on_a_csv_and_a_folder(trained, tmp_path, capsys):
+    data, work = trained
+    test = (data / "test" / "machine-1-1.txt").read_text().splitlines()
+    header = "timestamp," + ",".join(f"feature_{k}" for k in range(38))
+    (tmp_path / "new.csv").write_text("\n".join([header, *(f"{t},{line}" for t, line in enumerate(test))]) + "\n")
+    checkpoint = str(work / "machine-1-1" / "final_weights.pth")
+    for source, out in ((tmp_path / "new.csv", tmp_path / "csv_out"), (data, tmp_path / "dir_out")):
+        args = ["timeseries", "predict", *FAST[:2], "--checkpoint", checkpoint, "--input", str(source)]
+        assert cli.main([*args, "--out", str(out), *FAST[2:]]) == 0
+        rows = _rows(out / "scores.csv")
+        assert len(rows) == len(test) and list(rows[0]) == ["timestamp", "score", "label", "votes", "top_features"]
+        assert len(rows[0]["top_features"].split(";")) == 3
+        intervals = _rows(out / "intervals.csv")
+        flagged = sum(int(r["label"]) for r in rows)
+        assert sum(int(r["end"]) - int(r["start"]) for r in intervals) == flagged
+        assert (out / "detection.png").is_file()
+    assert "scored 600 timestamps" in capsys.readouterr().out
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("diffusekit: error: ")
+    return err
+
+
+def test_user_input_errors_exit_2_with_one_line(trained, tmp_path, capsys):
+    data, work = trained
+    train = ["timeseries", "train", "--work-dir", str(tmp_path / "w")]
+    err = _one_line_error(capsys, [*train, "--config", "imdiffusion_tiny", "--data", str(tmp_path / "nope")])
+    assert "nope" in err
+    err = _one_line_error(capsys, [*train, "--config", "imdiffusion_tiny", "--data", str(data), "--machines", "m-9"])
+    assert "m-9" in err
+    err = _one_line_error(capsys, [*train, "--config", "no_such_config", "--data", str(data)])
+    assert "imdiffusion_tiny" in err
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,4\n")
+    checkpoint = str(work / "machine-1-1")
+    predict = ["timeseries", "predict", *FAST[:2], "--checkpoint", checkpoint, "--input", str(tmp_path / "bad.csv")]
+    assert "2 feature columns" in _one_line_error(capsys, [*predict, "--out", str(tmp_path / "p")])
+
+
+@pytest.mark.parametrize("command", ["synth", "train", "evaluate", "predict", "demo"])
+def test_subcommand_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["timeseries", command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"timeseries {command}" in capsys.readouterr().out
