@@ -57,7 +57,7 @@ def installed_domains() -> list[Domain]:
     return sorted(domains, key=lambda d: d.name)
 
 
-def _version() -> str:
+def package_version() -> str:
     try:
         return version("diffusekit")
     except PackageNotFoundError:  # running from a source tree without an install
@@ -90,7 +90,7 @@ def build_parser(domains: list[Domain] | None = None) -> argparse.ArgumentParser
         description="Diffusion models for applied domains. Each installed domain adds a command group; "
         "`diffusekit demo` runs every demo into one report.",
     )
-    parser.add_argument("--version", action="version", version=f"diffusekit {_version()}")
+    parser.add_argument("--version", action="version", version=f"diffusekit {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo = sub.add_parser(
         "demo",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .cli import DemoResult, _version
+from .cli import DemoResult, package_version
 from .toy import ToyDiffusion, sample_mixture, sliced_wasserstein
 
 # (sampler, steps, spacing): the full ancestral chain, then the fast samplers on t-uniform ("trailing") and
@@ -135,7 +135,7 @@ def write_report(out: Path, sections: list[DemoResult]) -> Path:
     """``out/report.md``: one section per demo."""
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    lines = ["# diffusekit demo report", "", f"diffusekit {_version()}, torch {torch.__version__}, {stamp}.", ""]
+    lines = ["# diffusekit demo report", "", f"diffusekit {package_version()}, torch {torch.__version__}, {stamp}.", ""]
     for section in sections:
         lines += [f"## {section.title}", "", section.markdown, ""]
     path = out / "report.md"

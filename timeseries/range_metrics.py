@@ -64,13 +64,19 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def as_binary(x: Any, name: str = "labels") -> np.ndarray:
-    """A 1-D 0/1 (or bool) array as bool; ValueError naming ``name`` otherwise."""
+def _one_dimensional(x: Any, name: str) -> np.ndarray:
+    """``x`` as a non-empty 1-D array; ValueError naming ``name`` otherwise."""
     arr = to_numpy(x)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty")
+    return arr
+
+
+def as_binary(x: Any, name: str = "labels") -> np.ndarray:
+    """A 1-D 0/1 (or bool) array as bool; ValueError naming ``name`` otherwise."""
+    arr = _one_dimensional(x, name)
     if arr.dtype == bool:
         return arr
     if not (np.issubdtype(arr.dtype, np.number) and not np.issubdtype(arr.dtype, np.complexfloating)):
@@ -83,11 +89,7 @@ def as_binary(x: Any, name: str = "labels") -> np.ndarray:
 
 def as_scores(x: Any, name: str = "scores") -> np.ndarray:
     """A 1-D real array as float64; ValueError on NaN, wrong rank or non-numeric input."""
-    arr = to_numpy(x)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty")
+    arr = _one_dimensional(x, name)
     if not (arr.dtype == bool or np.issubdtype(arr.dtype, np.number)) or np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
