@@ -2,9 +2,10 @@
 
 Per machine: oracle PA-F1 (test labels choose the threshold; comparable with published tables only), F1 and PA-F1
 with a deployable threshold (no test labels), VUS-PR (windows 0..100), R-AUC-PR (window 100), ADD, training time,
-inference windows/s and the process's peak memory. Baselines score min-max scaled points; their deployable threshold
-is the (1 - p0) quantile of their scores on the held-out train tail (the same tail and p0 that calibrate
-ImDiffusion's votes). Beware: point adjustment inflates everything, so read VUS-PR first.
+inference windows/s and the process's peak memory; then the paper configuration's training and imputation
+throughput and achieved GFLOP/s (`timeseries_model_speed.report`). Baselines score min-max scaled points; their
+deployable threshold is the (1 - p0) quantile of their scores on the held-out train tail (the same tail and p0
+that calibrate ImDiffusion's votes). Beware: point adjustment inflates everything, so read VUS-PR first.
 
     python benchmarks/timeseries_smd.py [--data ../shared/data/smd/ServerMachineDataset] [--iters 500]
         [--config imdiffusion_smd] [--cfg-options k=v ...] [--work-dir work_dirs/bench_smd]
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
+from timeseries_model_speed import report as report_model_speed  # the sibling script (benchmarks/ is on sys.path)
 
 from diffusekit.core.engine import load_weights
 from diffusekit.timeseries.cli import (
@@ -132,6 +134,8 @@ def main() -> None:
         print(f"{'mean':<13}{method:<16}" + "".join(f"{mean[c]:>13.4f}" for c in COLUMNS))
     print("oracle_pa_f1: oracle protocol, test labels used. f1 / pa_f1 / add: deployable thresholds, no test labels.")
     print(f"peak memory {peak_mib():.0f} MiB (process RSS)")
+    print("\nPaper-configuration denoiser speed on this machine:")
+    report_model_speed(features=38, repeats=3)
 
 
 if __name__ == "__main__":
