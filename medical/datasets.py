@@ -1,0 +1,149 @@
+"""Torch datasets of echo frames for training and evaluation (CAMUS, EchoNet-Dynamic), registered for mmengine.
+
+Both readers yield `EchoFrame` records at native size, with the pixel spacing and the file the frame came from (so
+predictions can be written back on the same grid); `EchoSegmentation` turns them into network-size samples
+``{"image": (1, S, S) in [0, 1], "mask": (1, S, S) in {0, 1}, "index": i}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.registry import DATASETS
+from torch.utils.data import Dataset
+
+from diffusekit.core.errors import DataError
+from diffusekit.medical.camus import camus_patients, label_mask, load_camus_case
+from diffusekit.medical.echonet import read_echonet_tracings, read_file_list, read_video
+from diffusekit.medical.transforms import to_network
+
+__all__ = ["EchoFrame", "EchoSegmentation", "camus_frames", "echonet_frames"]
+
+
+@dataclass(frozen=True)
+class EchoFrame:
+    """One 2-D echo frame at native size: ``image`` (H, W), binary ``mask`` (H, W) or None, spacing (sy, sx)."""
+
+    name: str
+    image: np.ndarray
+    mask: np.ndarray | None
+    spacing: tuple[float, float]
+    unit: str  # "mm" (CAMUS) or "px" (EchoNet, no spacing)
+    patient: str
+    view: str
+    phase: str
+    source: Path | None = None
+
+
+def camus_frames(
+    root: str | Path,
+    split: str | None = "training",
+    views: Sequence[str] = ("2CH", "4CH"),
+    phases: Sequence[str] = ("ED", "ES"),
+    target: str = "lv",
+    patients: Sequence[str] | None = None,
+    require_gt: bool = True,
+) -> list[EchoFrame]:
+    """CAMUS frames of a split (or of ``patients``); ``phases`` from ED, ES and half_sequence."""
+    names = list(patients) if patients is not None else camus_patients(root, split)
+    frames = []
+    for patient in names:
+        for view in views:
+            for phase in phases:
+                for case in load_camus_case(root, patient, view, phase, require_gt=require_gt):
+                    mask = None if case.labels is None else label_mask(case.labels.array, target)
+                    frames.append(
+                        EchoFrame(
+                            case.name,
+                            case.image.array,
+                            mask,
+                            case.image.pixel_spacing,
+                            "mm",
+                            patient,
+                            view,
+                            case.phase,
+                            case.image.path,
+                        )
+                    )
+    if not frames:
+        raise DataError(f"no CAMUS frames for split {split!r}", root)
+    return frames
+
+
+def echonet_frames(root: str | Path, split: str | None = "TRAIN") -> list[EchoFrame]:
+    """The traced ED and ES frames of every EchoNet video of ``split`` that has two tracings."""
+    root = Path(root)
+    files = read_file_list(root, split)
+    tracings = read_echonet_tracings(root)
+    listed = set(read_file_list(root)["FileName"].astype(str))
+    orphans = sorted(set(tracings) - listed)
+    if orphans:
+        raise DataError(
+            f"tracings for {len(orphans)} videos missing from FileList.csv, e.g. {orphans[0]}",
+            root / "VolumeTracings.csv",
+        )
+    frames = []
+    for name in files["FileName"].astype(str):
+        if name not in tracings:
+            continue  # fewer than two traced frames: dropped, as the official loader does
+        path = root / "Videos" / f"{name}.avi"
+        video = read_video(path)
+        for phase, tracing in zip(("ED", "ES"), tracings[name], strict=True):
+            if not 0 <= tracing.frame < len(video):
+                raise DataError(f"traced frame {tracing.frame} beyond the video's {len(video)} frames", path)
+            image = np.asarray(video[tracing.frame])
+            frames.append(
+                EchoFrame(
+                    f"{name}_{phase}", image, tracing.mask(image.shape), (1.0, 1.0), "px", name, "A4C", phase, path
+                )
+            )
+    if not frames:
+        raise DataError(f"no traced videos in split {split!r}", root / "FileList.csv")
+    return frames
+
+
+@DATASETS.register_module()
+class EchoSegmentation(Dataset):
+    """Network-size samples of CAMUS or EchoNet frames (``layout`` ``camus`` or ``echonet``).
+
+    Args:
+        data_root: the dataset folder.
+        layout: ``camus`` (NIfTI or legacy MHD, detected) or ``echonet``.
+        split: CAMUS ``training``/``validation``/``testing``; EchoNet ``TRAIN``/``VAL``/``TEST``.
+        size: network input size S.
+        views, phases, target: CAMUS selection (see `camus_frames`).
+    """
+
+    def __init__(
+        self,
+        data_root: str,
+        layout: str = "camus",
+        split: str = "training",
+        size: int = 256,
+        views: Sequence[str] = ("2CH", "4CH"),
+        phases: Sequence[str] = ("ED", "ES"),
+        target: str = "lv",
+    ):
+        if layout == "camus":
+            self.frames = camus_frames(data_root, split, views, phases, target)
+        elif layout == "echonet":
+            self.frames = echonet_frames(data_root, split)
+        else:
+            raise DataError(f"unknown layout {layout!r}; expected camus or echonet", data_root)
+        self.size = int(size)
+        # frames are small: preprocess once, so an epoch costs no resizing
+        self._images, self._masks = [], []
+        for frame in self.frames:
+            image, mask = to_network(frame.image, self.size, frame.mask)
+            self._images.append(image)
+            self._masks.append(mask)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
+        return {"image": self._images[index], "mask": self._masks[index], "index": index}
