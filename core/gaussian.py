@@ -8,6 +8,7 @@ clean sample (alpha-bar = 1, DDIM's ``set_alpha_to_one``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -50,6 +51,9 @@ class GaussianDiffusion:
         clip_x0: optional (low, high) clip of the x0 prediction while sampling (off by default: it ruins latent-space
             sampling, diffusers #271).
         min_snr_gamma: gamma of Min-SNR loss weighting (Hang et al. 2023), used when ``weighting="min_snr"``.
+        learn_variance: the model also outputs the variance interpolation ``v`` ("learned range", Nichol & Dhariwal
+            2021, eq. 15): its output has twice the data's channels along dim 1, ``[prediction, v]``; the ``ddpm``
+            sampler then uses the learned variance and ``training_loss`` adds the variational bound term.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class GaussianDiffusion:
         prediction: Prediction = "eps",
         clip_x0: tuple[float, float] | None = None,
         min_snr_gamma: float = 5.0,
+        learn_variance: bool = False,
     ):
         if prediction not in ("eps", "x0", "v"):
             raise ValueError(f"unknown prediction {prediction!r}; expected eps, x0 or v")
@@ -70,6 +75,7 @@ class GaussianDiffusion:
         self.prediction = prediction
         self.clip_x0 = clip_x0
         self.min_snr_gamma = float(min_snr_gamma)
+        self.learn_variance = bool(learn_variance)
 
     @property
     def num_steps(self) -> int:
@@ -109,21 +115,73 @@ class GaussianDiffusion:
         mean = self._coef(coef_x0, x_t) * x0 + self._coef(coef_xt, x_t) * x_t
         return mean, self._coef(var, x_t)
 
+    # ------------------------------------------------------------------ learned variance
+    def split_output(self, model_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(prediction, v) of a model output: v is None unless ``learn_variance`` (then the channels split in two)."""
+        if not self.learn_variance:
+            return model_output, None
+        if model_output.shape[1] % 2:
+            raise ValueError(f"learn_variance needs an even channel count [prediction, v], got {model_output.shape}")
+        return model_output.chunk(2, dim=1)
+
+    def model_log_variance(self, v: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """log Sigma = f log beta + (1 - f) log beta~, f = (v + 1) / 2 (Nichol & Dhariwal 2021, eq. 15), with the
+        step's beta = 1 - alpha-bar_t / alpha-bar_prev (respaced steps included) and beta~ its posterior variance.
+        beta~ is 0 on the step into the clean level; as in the released code it is clipped to beta~ of the
+        first step there."""
+        t = batch_timesteps(t, v)
+        t_prev = t - 1 if t_prev is None else batch_timesteps(t_prev, v)
+        ab_t, ab_prev = self.schedule.alpha_bar(t), self.schedule.alpha_bar(t_prev)
+        beta = 1.0 - ab_t / ab_prev
+        tilde = beta * (1.0 - ab_prev) / (1.0 - ab_t)
+        ab = self.schedule.alphas_cumprod
+        tilde_first = (1.0 - ab[1] / ab[0]) * (1.0 - ab[0]) / (1.0 - ab[1]) if len(ab) > 1 else beta
+        log_tilde = torch.log(torch.where(tilde > 0, tilde, torch.as_tensor(tilde_first, dtype=tilde.dtype)))
+        frac = (v.to(_compute_dtype(v)) + 1) / 2
+        return frac * self._coef(beta.log(), v) + (1 - frac) * self._coef(log_tilde, v)
+
+    def vb_terms(
+        self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, prediction: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        """Element-wise variational-bound term in bits (Ho et al. eq. 5): KL(q(x_{t-1}|x_t, x0) || p(x_{t-1}|x_t))
+        for t > 0 and the discretised decoder NLL -log p(x0 | x_1) at t = 0 (Ho et al. section 3.3, 255 bins on
+        [-1, 1]). p's mean comes from ``prediction`` (pass it detached to train only the variance, as the improved
+        DDPM does) and its variance from ``v``."""
+        t = batch_timesteps(t, x_t)
+        x0_hat, _ = self._to_x0_eps_unclipped(prediction, x_t, t)
+        true_mean, _ = self.q_posterior(x0.to(x0_hat.dtype), x_t.to(x0_hat.dtype), t)
+        model_mean, _ = self.q_posterior(x0_hat, x_t.to(x0_hat.dtype), t)
+        log_var = self.model_log_variance(v, t)
+        true_log_var = self.model_log_variance(-torch.ones_like(v), t)  # beta~ (clipped at t = 0)
+        kl = 0.5 * (-1.0 + log_var - true_log_var + torch.exp(true_log_var - log_var))
+        kl = kl + 0.5 * (true_mean - model_mean) ** 2 * torch.exp(-log_var)
+        nll = -_discretized_gaussian_log_likelihood(x0.to(model_mean.dtype), model_mean, 0.5 * log_var)
+        is_first = (t == 0).reshape((-1,) + (1,) * (x0.ndim - 1))
+        return torch.where(is_first, nll, kl) / math.log(2.0)
+
     # ------------------------------------------------------------------ parametrisations
+    def _to_x0_eps_unclipped(
+        self, prediction: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha, sigma = self._alpha_sigma(t, x_t)
+        out, x = prediction.to(alpha.dtype), x_t.to(alpha.dtype)
+        if self.prediction == "eps":
+            return (x - sigma * out) / alpha, out
+        if self.prediction == "x0":
+            return out, (x - alpha * out) / sigma
+        return alpha * x - sigma * out, sigma * x + alpha * out  # v = alpha eps - sigma x0
+
     def to_x0_eps(
         self, model_output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Convert the model output to (x0, eps) predictions; clip x0 when ``clip_x0`` is set and re-derive eps."""
+        """Convert the model output (its prediction half with ``learn_variance``) to (x0, eps) predictions; clip x0
+        when ``clip_x0`` is set and re-derive eps."""
         t = batch_timesteps(t, x_t)
-        alpha, sigma = self._alpha_sigma(t, x_t)
-        out, x = model_output.to(alpha.dtype), x_t.to(alpha.dtype)
-        if self.prediction == "eps":
-            x0, eps = (x - sigma * out) / alpha, out
-        elif self.prediction == "x0":
-            x0, eps = out, (x - alpha * out) / sigma
-        else:  # v = alpha eps - sigma x0
-            x0, eps = alpha * x - sigma * out, sigma * x + alpha * out
+        prediction, _ = self.split_output(model_output)
+        x0, eps = self._to_x0_eps_unclipped(prediction, x_t, t)
         if self.clip_x0 is not None:
+            alpha, sigma = self._alpha_sigma(t, x_t)
+            x = x_t.to(alpha.dtype)
             x0 = x0.clamp(*self.clip_x0)
             eps = (x - alpha * x0) / sigma
         return x0, eps
@@ -165,13 +223,18 @@ class GaussianDiffusion:
         weighting: str | None = None,
         noise_assignment: AssignMethod | None = None,
         generator: torch.Generator | None = None,
+        vb_weight: float = 1.0,
+        return_terms: bool = False,
         **model_kwargs,
-    ) -> torch.Tensor:
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
         """Mean squared error of the model's prediction at a random (or given) t (Ho et al. eq. 14).
 
         ``mask`` (broadcastable to x0) restricts the loss to entries where it is 1; the mean runs over masked-in
         entries only. ``noise_assignment`` ("hungarian" | "knn") pairs data and noise first (immiscible diffusion)
-        and the target is the assigned noise.
+        and the target is the assigned noise. With ``learn_variance`` the loss is the improved DDPM's hybrid
+        ``mse + vb_weight * vb`` (Nichol & Dhariwal 2021, section 3.1): vb is `vb_terms` in bits with the mean's
+        prediction detached, so it trains the variance only (``vb_weight=1`` is their lambda = 0.001 times T = 1000).
+        ``return_terms`` returns {"loss", "mse", "vb"}.
         """
         b = x0.shape[0]
         if t is None:
@@ -183,17 +246,20 @@ class GaussianDiffusion:
             noise = assign_noise(x0, noise, noise_assignment, generator=generator)
         x_t = self.q_sample(x0, t, noise)
         out = model(x_t, t, **model_kwargs)
-        if out.shape != x0.shape:
-            raise ValueError(f"model output shape {tuple(out.shape)} differs from the data shape {tuple(x0.shape)}")
+        expected = (b, 2 * x0.shape[1], *x0.shape[2:]) if self.learn_variance else tuple(x0.shape)
+        if tuple(out.shape) != expected:
+            raise ValueError(f"model output shape {tuple(out.shape)} differs from the expected {expected}")
+        out, v = self.split_output(out)
         err = (out.float() - self.target(x0, noise, t).float()) ** 2
         weights = self.loss_weights(t, weighting)
         if weights is not None:
             err = err * self._coef(weights, err)
-        if mask is None:
-            return err.mean()
-        mask = torch.broadcast_to(mask.to(err.dtype), err.shape)
-        # clamp keeps an all-zero mask at 0 (with a gradient path) instead of NaN
-        return (err * mask).sum() / mask.sum().clamp(min=1.0)
+        terms = {"mse": _masked_mean(err, mask)}
+        terms["vb"] = torch.zeros_like(terms["mse"])
+        if v is not None and vb_weight:
+            terms["vb"] = _masked_mean(self.vb_terms(x0, x_t, t, out.detach(), v).float(), mask)
+        terms["loss"] = terms["mse"] + vb_weight * terms["vb"]
+        return terms if return_terms else terms["loss"]
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -212,10 +278,11 @@ class GaussianDiffusion:
     ) -> torch.Tensor | Trajectory:
         """Run the reverse process from ``x_T``, the state at ``timesteps[0]``, down to the clean sample.
 
-        Samplers: ``ddpm`` (ancestral, posterior variance; Ho et al. Alg. 2), ``ddim`` (Song et al. eq. 12, with
-        eta; eq. 16 for sigma), ``dpmpp_2m`` (DPM-Solver++(2M), Lu et al. 2022, Alg. 2: first order on the first
-        step and on the step into sigma = 0). ``known`` / ``known_mask`` re-impose known entries, forward-noised to
-        the current level, before every model call and exactly at the end (RePaint-style replacement).
+        Samplers: ``ddpm`` (ancestral, posterior variance or the learned one; Ho et al. Alg. 2), ``ddim`` (Song
+        et al. eq. 12, with eta; eq. 16 for sigma), ``dpmpp_2m`` (DPM-Solver++(2M), Lu et al. 2022, Alg. 2: first
+        order on the first step and on the step into sigma = 0). ``known`` / ``known_mask`` re-impose known entries,
+        forward-noised to the current level, before every model call and exactly at the end (RePaint-style
+        replacement).
         """
         if sampler not in ("ddpm", "ddim", "dpmpp_2m"):
             raise ValueError(f"unknown sampler {sampler!r}; expected ddpm, ddim or dpmpp_2m")
@@ -239,10 +306,14 @@ class GaussianDiffusion:
             tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
             if known is not None:
                 x = known_mask * self.q_sample(known, tt, randn()) + (1 - known_mask) * x.to(dtype)
-            x0, eps = self.to_x0_eps(model(x.to(x_T.dtype), tt, **model_kwargs), x, tt)
+            output = model(x.to(x_T.dtype), tt, **model_kwargs)
+            x0, eps = self.to_x0_eps(output, x, tt)
             ab_t, ab_prev = self.schedule.alpha_bar(t), self.schedule.alpha_bar(t_prev)
             if sampler == "ddpm":
                 mean, var = self.q_posterior(x0, x.to(dtype), tt, torch.full_like(tt, t_prev))
+                _, v = self.split_output(output)
+                if v is not None:
+                    var = torch.exp(self.model_log_variance(v, tt, torch.full_like(tt, t_prev)))
                 x = mean + var.sqrt() * randn() if t_prev >= 0 else mean
             elif sampler == "ddim":
                 sigma = eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).sqrt()
@@ -279,3 +350,26 @@ class GaussianDiffusion:
             d = (1 + 1 / (2 * r)).item() * x0 - (1 / (2 * r)).item() * x0_prev
         x_t = float(sigma_t / sigma_s) * x - float(alpha_t * torch.expm1(-h)) * d
         return x_t, x0, lambda_s
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over entries where mask is 1; an all-zero mask gives 0 (with a gradient path), not NaN."""
+    if mask is None:
+        return values.mean()
+    mask = torch.broadcast_to(mask.to(device=values.device, dtype=values.dtype), values.shape)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def _discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log P(x) of data on 255 bins of [-1, 1] under N(mean, exp(log_scale)^2), the edge bins open-ended (Ho et al.
+    section 3.3). Written out because no library ships this decoder."""
+    inv_std = torch.exp(-log_scale)
+    upper = torch.special.ndtr(inv_std * (x - mean + 1.0 / 255.0))
+    lower = torch.special.ndtr(inv_std * (x - mean - 1.0 / 255.0))
+    tiny = 1e-12
+    log_mid = torch.log((upper - lower).clamp(min=tiny))
+    return torch.where(
+        x < -0.999,
+        torch.log(upper.clamp(min=tiny)),
+        torch.where(x > 0.999, torch.log((1.0 - lower).clamp(min=tiny)), log_mid),
+    )
