@@ -179,10 +179,17 @@ class _UNet(nn.Module):
         return torch.cat([x, cond.to(x.dtype)], dim=1)
 
     def forward(
-        self, x: Tensor, t: Tensor | float, cond: Tensor | None = None, global_cond: Tensor | None = None
+        self,
+        x: Tensor,
+        t: Tensor | float,
+        cond: Tensor | None = None,
+        global_cond: Tensor | None = None,
+        features: Tensor | None = None,
     ) -> Tensor:
         """Predict a tensor of shape (B, out_channels, *x.shape[2:]) from the noisy ``x``, the timesteps ``t``
-        ((B,) long or float, or a scalar for the whole batch) and the conditions."""
+        ((B,) long or float, or a scalar for the whole batch) and the conditions. ``features`` (B, channels[0],
+        *x.shape[2:]) are added to the input convolution's output (the additive conditioning of MedSegDiff and
+        Echo-DND, whose condition network injects its feature maps there)."""
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             axes = "L" if self.spatial_dims == 1 else "H, W"
             raise ValueError(f"x must be (B, {self.in_channels}, {axes}), got {tuple(x.shape)}")
@@ -194,6 +201,11 @@ class _UNet(nn.Module):
         for size in reversed(spatial):
             padding += [0, -size % self.size_multiple]
         h = self.input_conv(F.pad(h, padding))
+        if features is not None:
+            expected = (x.shape[0], h.shape[1], *spatial)
+            if tuple(features.shape) != expected:
+                raise ValueError(f"features must have shape {expected}, got {tuple(features.shape)}")
+            h = h + F.pad(features.to(h.dtype), padding)
 
         skips = []
         for blocks, attns, down in zip(self.down_blocks, self.down_attn, self.downsamplers):

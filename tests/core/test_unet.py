@@ -150,3 +150,17 @@ def test_unet2d_overfits_one_batch():
     x, target = torch.randn(2, 2, 12, 12), torch.randn(2, 2, 12, 12)
     first, last = overfit(model, x, target, steps=100, cond=torch.randn(2, 1, 12, 12))
     assert last < first / 100, (first, last)
+
+
+def test_features_are_added_after_the_input_conv():
+    model = perturb_zero_init(tiny_2d())
+    x, t = torch.randn(2, 2, 8, 12), torch.tensor([3, 4])
+    torch.testing.assert_close(model(x, t, features=torch.zeros(2, 16, 8, 12)), model(x, t))
+    # a constant feature map c adds exactly what raising the input conv's bias by c adds (no padding at 8 x 12)
+    c = torch.randn(16)
+    out = model(x, t, features=c.reshape(1, 16, 1, 1).expand(2, 16, 8, 12))
+    with torch.no_grad():
+        model.input_conv.bias += c
+    torch.testing.assert_close(out, model(x, t))
+    with pytest.raises(ValueError, match="features must have shape"):
+        model(x, t, features=torch.randn(2, 8, 8, 12))
