@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,20 @@ def package_version() -> str:
         return version("diffusekit")
     except PackageNotFoundError:  # running from a source tree without an install
         return "unknown"
+
+
+def json_ready(value):
+    """Metrics as strict JSON values: NaN / inf (an undefined metric) become null, numpy scalars plain numbers;
+    dicts and lists are converted recursively."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()  # numpy / torch scalars
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

@@ -37,6 +37,7 @@ class EchoFrame:
     view: str
     phase: str
     source: Path | None = None
+    reference_ef: float | None = None  # the dataset's EF for this patient / video (Info_*.cfg, FileList.csv)
 
 
 def camus_frames(
@@ -56,6 +57,7 @@ def camus_frames(
             for phase in phases:
                 for case in load_camus_case(root, patient, view, phase, require_gt=require_gt):
                     mask = None if case.labels is None else label_mask(case.labels.array, target)
+                    ef = case.info.get("EF")
                     frames.append(
                         EchoFrame(
                             case.name,
@@ -67,6 +69,7 @@ def camus_frames(
                             view,
                             case.phase,
                             case.image.path,
+                            float(ef) if isinstance(ef, (int, float)) else None,
                         )
                     )
     if not frames:
@@ -87,7 +90,7 @@ def echonet_frames(root: str | Path, split: str | None = "TRAIN") -> list[EchoFr
             root / "VolumeTracings.csv",
         )
     frames = []
-    for name in files["FileName"].astype(str):
+    for name, ef in zip(files["FileName"].astype(str), files["EF"], strict=True):
         if name not in tracings:
             continue  # fewer than two traced frames: dropped, as the official loader does
         path = root / "Videos" / f"{name}.avi"
@@ -96,10 +99,9 @@ def echonet_frames(root: str | Path, split: str | None = "TRAIN") -> list[EchoFr
             if not 0 <= tracing.frame < len(video):
                 raise DataError(f"traced frame {tracing.frame} beyond the video's {len(video)} frames", path)
             image = np.asarray(video[tracing.frame])
+            mask = tracing.mask(image.shape)
             frames.append(
-                EchoFrame(
-                    f"{name}_{phase}", image, tracing.mask(image.shape), (1.0, 1.0), "px", name, "A4C", phase, path
-                )
+                EchoFrame(f"{name}_{phase}", image, mask, (1.0, 1.0), "px", name, "A4C", phase, path, float(ef))
             )
     if not frames:
         raise DataError(f"no traced videos in split {split!r}", root / "FileList.csv")

@@ -24,7 +24,7 @@ from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 from torch import nn
 
-from diffusekit.core.cli import DemoResult, Domain, add_json_flag
+from diffusekit.core.cli import DemoResult, Domain, add_json_flag, json_ready
 from diffusekit.core.engine import load_config, load_weights, train
 from diffusekit.core.errors import DataError
 from diffusekit.timeseries.data import MinMaxScaling, SeriesSplit, WindowDataset, fill_missing
@@ -333,15 +333,6 @@ def evaluate_entities(
     return results
 
 
-def _json_ready(value: Any) -> Any:
-    """NaN (an undefined metric) becomes null, so the output stays strict JSON."""
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def mean_metrics(results: list[Evaluation]) -> dict[str, float]:
     return {key: float(np.nanmean([r.metrics[key] for r in results])) for key in METRIC_KEYS}
 
@@ -505,7 +496,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(_json_ready(summary), indent=1))
+        (out / "metrics.json").write_text(json.dumps(json_ready(summary), indent=1))
         for r in results:
             plot_detection(
                 out / f"{r.name}.png",
@@ -522,7 +513,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         print(f"metrics and figures: {out}")
     if args.json:
-        print(json.dumps(_json_ready(summary), sort_keys=True))
+        print(json.dumps(json_ready(summary), sort_keys=True))
     return 0
 
 
@@ -608,7 +599,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = write_report(out, [section])
     print(f"report: {report}")
     if args.json:
-        print(json.dumps(_json_ready(section.metrics), sort_keys=True))
+        print(json.dumps(json_ready(section.metrics), sort_keys=True))
     return 0
 
 
