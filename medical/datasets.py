@@ -7,6 +7,7 @@ predictions can be written back on the same grid); `EchoSegmentation` turns them
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,11 +91,16 @@ def echonet_frames(root: str | Path, split: str | None = "TRAIN") -> list[EchoFr
             root / "VolumeTracings.csv",
         )
     frames = []
-    for name, ef in zip(files["FileName"].astype(str), files["EF"], strict=True):
-        if name not in tracings:
-            continue  # fewer than two traced frames: dropped, as the official loader does
+    traced = [
+        (name, ef) for name, ef in zip(files["FileName"].astype(str), files["EF"], strict=True) if name in tracings
+    ]
+    # (videos with fewer than two traced frames are dropped, as the official loader does)
+    for count, (name, ef) in enumerate(traced, start=1):
         path = root / "Videos" / f"{name}.avi"
         video = read_video(path)
+        if len(traced) >= 200 and (count % 200 == 0 or count == len(traced)):  # the full set takes minutes
+            print(f"\rreading EchoNet videos: {count}/{len(traced)}", end="\n" if count == len(traced) else "",
+                  file=sys.stderr, flush=True)  # fmt: skip
         for phase, tracing in zip(("ED", "ES"), tracings[name], strict=True):
             if not 0 <= tracing.frame < len(video):
                 raise DataError(f"traced frame {tracing.frame} beyond the video's {len(video)} frames", path)
