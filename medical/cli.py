@@ -130,7 +130,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result, predictions = evaluate_model(cfg, model, args.data, settings, args.split)
     steps = "all" if settings.steps is None else settings.steps
     print(format_report(result, f"{Path(str(args.config)).stem}: {steps} steps, {settings.samples} sample(s)"))
-    print(f"{result['seconds_per_image']:.2f} s per image, {result['evaluations']} network evaluations per batch")
+    print(f"{result['seconds_per_image']:.2f} s per image, {result['evaluations']} U-Net evaluations per image")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ class Segmentation:
     bernoulli: torch.Tensor  # Bernoulli y0 probability maps of the last step
     cal: torch.Tensor  # calibration map, clipped to [0, 1]
     steps: int
-    evaluations: int  # network evaluations per image (both branches, all samples, MFCM counted once)
+    evaluations: int  # U-Net evaluations per image: 2 branches x samples x steps (plus one MFCM pass)
 
 
 def sample_steps(num_train_steps: int, steps: int | None) -> list[int]:
