@@ -14,6 +14,8 @@ Config keys that ``build_runner`` reads, beyond mmengine's own (``model``, ``tra
 - ``log_interval`` (int): iterations per progress line; default ``clip(max_iters // 10, 1, 50)``.
 - ``ema`` (dict): EMA of the weights through mmengine's ``EMAHook``; its kwargs, e.g. ``dict(momentum=1e-4)``
   (mmengine's momentum is ``1 - decay``), or ``dict(decay=0.9999)``.
+- ``time_limit`` (seconds): stop training after this much wall-clock time (``TimeLimitHook``), at most
+  ``max_iters``; for equal-time comparisons. The final weights and a last checkpoint are written as usual.
 
 Defaults filled in when the config leaves them out: ``randomness=dict(seed=0)`` (the ``seed`` argument wins),
 iteration-based training with ``ExactResumeIterLoop`` (``train_cfg=dict(max_iters=N)``; ``by_epoch=True``
@@ -127,6 +129,28 @@ class TrainProgressHook(Hook):
         print(f"iter {done:>{len(str(total))}}/{total}{loss}  {rate:.2f} it/s  eta {eta}", flush=True)
 
 
+@HOOKS.register_module()
+class TimeLimitHook(Hook):
+    """Stop training after ``seconds`` of wall-clock time (mmengine's ``stop_training`` flag; every rank stops at
+    the same iteration, as rank 0 decides), writing a checkpoint of the last iteration."""
+
+    priority = "VERY_LOW"
+    clock = staticmethod(time.perf_counter)
+
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+
+    def before_train(self, runner: Runner) -> None:
+        self.start = self.clock()
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        stop = [self.clock() - self.start >= self.seconds]
+        broadcast_object_list(stop)
+        if stop[0] and not runner.train_loop.stop_training:
+            runner.train_loop.stop_training = True
+            runner.save_checkpoint(runner.work_dir, f"iter_{runner.iter + 1}.pth")
+
+
 class _DropExpectedWarnings(logging.Filter):
     """mmengine warnings that every diffusekit run triggers and that ask nothing of the user."""
 
@@ -183,6 +207,8 @@ def _with_defaults(cfg: Config, seed: int | None, progress: bool) -> Config:
             ema["momentum"] = 1.0 - ema.pop("decay")
         custom_hooks.append(dict(type="EMAHook", **ema))
     custom_hooks += [dict(type="RngStateHook"), dict(type="FinalWeightsHook")]
+    if cfg.get("time_limit"):
+        custom_hooks.append(dict(type="TimeLimitHook", seconds=float(cfg.time_limit)))
     if progress:
         custom_hooks.append(dict(type="TrainProgressHook", interval=log_interval))
     cfg.custom_hooks = custom_hooks

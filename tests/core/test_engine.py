@@ -18,7 +18,7 @@ from mmengine.hooks import Hook
 
 from diffusekit.core import checkpoint as ckpt
 from diffusekit.core.checkpoint import MANIFEST_NAME, latest_checkpoint, load_checkpoint_file, load_weights
-from diffusekit.core.engine import build_runner, load_config, train
+from diffusekit.core.engine import TimeLimitHook, build_runner, load_config, train
 from diffusekit.core.errors import DataError
 
 from .engine_fixtures import EngineTestDenoiser, tiny_config
@@ -281,3 +281,12 @@ def test_load_config_errors(config_package: str, tmp_path: Path) -> None:
     broken.write_text("a = 1\nb = (\n")
     with pytest.raises(DataError, match="invalid config"):
         load_config(broken)
+
+
+def test_time_limit_stops_training_and_writes_weights(tmp_path: Path, monkeypatch) -> None:
+    clock = iter(range(1000))  # a fake clock: one second per call, so the stop iteration is deterministic
+    monkeypatch.setattr(TimeLimitHook, "clock", staticmethod(lambda: float(next(clock))))
+    train(tiny_config(10_000, time_limit=4, checkpoint_interval=10_000), work_dir=tmp_path, progress=False)
+    weights = torch.load(tmp_path / "final_weights.pth", weights_only=True)
+    assert weights["meta"]["iter"] == 4  # four ticks after before_train: stopped after the 4th iteration, not at 10000
+    assert (tmp_path / "iter_4.pth").is_file()  # the last iteration is checkpointed, so --resume can continue
