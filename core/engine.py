@@ -148,7 +148,8 @@ class TimeLimitHook(Hook):
         broadcast_object_list(stop)
         if stop[0] and not runner.train_loop.stop_training:
             runner.train_loop.stop_training = True
-            runner.save_checkpoint(runner.work_dir, f"iter_{runner.iter + 1}.pth")
+            schedulers = bool(runner.param_schedulers)  # mmengine warns when asked to save schedulers it has not
+            runner.save_checkpoint(runner.work_dir, f"iter_{runner.iter + 1}.pth", save_param_scheduler=schedulers)
 
 
 class _DropExpectedWarnings(logging.Filter):
