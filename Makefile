@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-smd clean
+.PHONY: demo test lint bench bench-smd bench-medical clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,17 @@ lint: $(VENV)/.installed-dev
 test: lint
 	$(BIN)/python -m pytest -q
 
-# The quick benchmarks (minutes); bench-smd trains ImDiffusion on three real SMD machines (hours on a CPU).
+# The quick benchmarks (minutes); bench-smd trains ImDiffusion on three real SMD machines (hours on a CPU);
+# bench-medical trains Echo-DND and a U-Net on synthetic CAMUS for 15 minutes each, then sweeps the samplers.
 QUICK_BENCH := core_samplers noise_assignment core_throughput timeseries_model_speed
 bench: $(VENV)/.installed-dev
 	@for f in $(QUICK_BENCH); do echo "== benchmarks/$$f.py"; $(BIN)/python benchmarks/$$f.py || exit 1; done
 
 bench-smd: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/timeseries_smd.py
+
+bench-medical: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/medical_echo.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo_out
