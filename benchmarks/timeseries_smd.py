@@ -115,6 +115,9 @@ def main() -> None:
         ours.update(train_s=train_s, windows_per_s=windows / evaluation.metrics["seconds"])
         rows.append((machine, "ImDiffusion", ours))
         rows += [(machine, name, m) for name, m in run_baselines(split, settings).items()]
+        # each machine's rows as soon as they exist: a long run stopped early keeps what it measured
+        for _, method, m in rows[-3:]:
+            print(f"{machine} {method}: " + ", ".join(f"{c} {m[c]:.4f}" for c in (*COLUMNS, "train_s")), flush=True)
         print(f"{machine}: done, peak memory {peak_mib():.0f} MiB", flush=True)
 
     print(
