@@ -65,6 +65,30 @@ def package_version() -> str:
         return "unknown"
 
 
+def add_demo_command(
+    subparsers, name: str, run: Callable[[Path, bool], DemoResult], help: str, description: str
+) -> argparse.ArgumentParser:
+    """The ``<domain> demo [--out DIR] [--quick] [--json]`` subcommand: ``run(OUT/<name>, quick)`` makes the
+    domain's section, written to ``OUT/report.md``; ``--json`` prints its metrics on the last line."""
+
+    def command(args: argparse.Namespace) -> int:
+        from .demo import write_report
+
+        out = Path(args.out)
+        section = run(out / name, args.quick)
+        print(f"report: {write_report(out, [section])}")
+        if args.json:
+            print(json.dumps(json_ready(section.metrics), sort_keys=True))
+        return 0
+
+    demo = subparsers.add_parser("demo", help=help, description=description)
+    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    demo.add_argument("--quick", action="store_true", help="fewer training iterations (for tests)")
+    add_json_flag(demo)
+    demo.set_defaults(func=command)
+    return demo
+
+
 def json_ready(value):
     """Metrics as strict JSON values: NaN / inf (an undefined metric) become null, numpy scalars plain numbers;
     dicts and lists are converted recursively."""

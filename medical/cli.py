@@ -15,7 +15,7 @@ from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 from torch import nn
 
-from diffusekit.core.cli import DemoResult, Domain, add_json_flag, json_ready
+from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, json_ready
 from diffusekit.core.engine import load_config, load_weights, train
 from diffusekit.core.errors import DataError
 from diffusekit.medical.datasets import EchoFrame, camus_frames, echonet_frames
@@ -199,18 +199,6 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
     return DemoResult("medical", markdown, metrics)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from diffusekit.core.demo import write_report
-
-    out = Path(args.out)
-    section = run_demo(out / "medical", args.quick)
-    report = write_report(out, [section])
-    print(f"report: {report}")
-    if args.json:
-        print(json.dumps(json_ready(section.metrics), sort_keys=True))
-    return 0
-
-
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help=f"a config file or a shipped name: {SHIPPED}")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys")
@@ -280,16 +268,14 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     _sampling_args(pr)
     pr.set_defaults(func=cmd_predict)
 
-    demo = sub.add_parser(
-        "demo",
+    add_demo_command(
+        sub,
+        "medical",
+        run_demo,
         help="synthetic CAMUS, a short training of the tiny config, evaluation, a figure and a report",
         description="Writes synthetic CAMUS-layout data, trains echo_dnd_tiny briefly, evaluates it with 10 DDIM "
         "steps and writes OUT/report.md with the overlay figure.",
     )
-    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    demo.add_argument("--quick", action="store_true", help="fewer training iterations (for tests)")
-    add_json_flag(demo)
-    demo.set_defaults(func=cmd_demo)
 
 
 def demo(out_dir: Path, quick: bool) -> DemoResult:

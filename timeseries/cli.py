@@ -24,7 +24,7 @@ from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 from torch import nn
 
-from diffusekit.core.cli import DemoResult, Domain, add_json_flag, json_ready
+from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, json_ready
 from diffusekit.core.engine import load_config, load_weights, train
 from diffusekit.core.errors import DataError
 from diffusekit.timeseries.data import MinMaxScaling, SeriesSplit, WindowDataset, fill_missing
@@ -591,18 +591,6 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
     return DemoResult("timeseries", markdown, metrics)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from diffusekit.core.demo import write_report
-
-    out = Path(args.out)
-    section = run_demo(out / "timeseries", args.quick)
-    report = write_report(out, [section])
-    print(f"report: {report}")
-    if args.json:
-        print(json.dumps(json_ready(section.metrics), sort_keys=True))
-    return 0
-
-
 def _common(parser: argparse.ArgumentParser, data: bool = True) -> None:
     parser.add_argument(
         "--config", required=True, help="a config file or a shipped name: imdiffusion_smd, _psm, _msl, _smap, _tiny"
@@ -670,16 +658,14 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     pr.add_argument("--out", required=True, help="output folder")
     pr.set_defaults(func=cmd_predict)
 
-    demo = sub.add_parser(
-        "demo",
+    add_demo_command(
+        sub,
+        "timeseries",
+        run_demo,
         help="synthetic data, a short training of the tiny config, evaluation, a figure and a report",
         description="Writes synthetic SMD-layout data, trains imdiffusion_tiny on one machine (about a minute on "
         "2 CPU cores), evaluates it and writes OUT/report.md with the figure.",
     )
-    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    demo.add_argument("--quick", action="store_true", help="fewer training iterations (for tests)")
-    add_json_flag(demo)
-    demo.set_defaults(func=cmd_demo)
 
 
 def demo(out_dir: Path, quick: bool) -> DemoResult:
