@@ -58,17 +58,15 @@ def _is_supported(path: Path) -> bool:
 def _frames_of(path: Path) -> tuple[list[EchoFrame], SpatialImage | None]:
     """The 2-D frames of one input, and the image (None for video) whose geometry the outputs copy."""
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        video = read_video(path)
-        return [EchoFrame(f"{path.stem}_{i:04d}", f, None, (1.0, 1.0), "px", path.stem, "", str(i), path)
-                for i, f in enumerate(video)], None  # fmt: skip
-    image = read_image(path)
-    unit = image.unit
-    if image.array.ndim == 2:
-        return [EchoFrame(path.name, image.array, None, image.pixel_spacing, unit, path.stem, "", "", path)], image
+        frames, spacing, unit, reference = read_video(path), (1.0, 1.0), "px", None
+    else:
+        reference = read_image(path)
+        frames = reference.array[None] if reference.array.ndim == 2 else reference.array
+        spacing, unit = reference.pixel_spacing, reference.unit
     return [
-        EchoFrame(f"{path.name}[{i}]", image.array[i], None, image.pixel_spacing, unit, path.stem, "", str(i), path)
-        for i in range(image.array.shape[0])
-    ], image
+        EchoFrame(f"{path.name}[{i}]", frame, None, spacing, unit, path.stem, "", str(i), path)
+        for i, frame in enumerate(frames)
+    ], reference
 
 
 def _write_video(path: Path, frames: np.ndarray, fps: float = 50.0) -> None:
