@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .cli import DemoResult, package_version
+from .figures import pyplot, save_figure
 from .toy import ToyDiffusion, sample_mixture, sliced_wasserstein
 
 # (sampler, steps, spacing): the full ancestral chain, then the fast samplers on t-uniform ("trailing") and
@@ -51,10 +52,7 @@ def evaluate_samplers(
 
 def plot_samplers(rows: list[SamplerRow], held_out: torch.Tensor, floor: float, path: Path) -> Path:
     """Scatter plots of the data and of a few samplers, and distance versus steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = [r for r in rows if (r.sampler, r.steps, r.spacing) in set(QUICK_GRID)]
     panels = [("held-out data", held_out, None)]
@@ -80,11 +78,7 @@ def plot_samplers(rows: list[SamplerRow], held_out: torch.Tensor, floor: float, 
     ax.set_xscale("log"), ax.set_xticks(steps, [str(k) for k in steps]), ax.minorticks_off()
     ax.set_xlabel("sampling steps"), ax.set_ylabel("sliced W2 to held-out data"), ax.legend(fontsize=8)
     ax.set_title("distance vs steps", fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def train_toy(work_dir: Path, max_iters: int | None = None, seed: int = 0, progress: bool = True) -> ToyDiffusion:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusekit.core.figures import pyplot, save_figure
+
 
 def overlay_png(image: np.ndarray, mask: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
     """A BGR uint8 (H, W, 3) picture at native size: the image in grey, the predicted contour in red and the
@@ -26,10 +28,7 @@ def overlay_png(image: np.ndarray, mask: np.ndarray, truth: np.ndarray | None = 
 def plot_segmentations(path: str | Path, predictions: Sequence, title: str = "", columns: int = 4) -> Path:
     """Up to ``columns`` frames, one column each: the image with the ground truth (green) and the prediction (red)
     contours, and the uncertainty map beneath. ``predictions`` are `inference.FramePrediction` objects."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     chosen = list(predictions)[:columns]
     fig, axes = plt.subplots(2, len(chosen), figsize=(3.2 * len(chosen), 6.4), squeeze=False)
@@ -53,21 +52,13 @@ def plot_segmentations(path: str | Path, predictions: Sequence, title: str = "",
         ax.set_yticks([])
     legend = "green: ground truth, red: prediction"
     fig.suptitle(f"{title} ({legend})" if title else legend, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_steps_tradeoff(path: str | Path, rows: Sequence[dict], title: str = "") -> Path:
     """Dice (left axis) and seconds per image (right axis, log) versus sampling steps, one line per sample count;
     ``rows`` hold ``steps``, ``samples``, ``dice``, ``seconds_per_image``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     right = ax.twinx()
@@ -85,9 +76,4 @@ def plot_steps_tradeoff(path: str | Path, rows: Sequence[dict], title: str = "")
     more = right.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="lower right")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusekit.core.figures import pyplot, save_figure
+
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """``[start, end)`` of every run of 1s."""
@@ -32,10 +34,7 @@ def plot_detection(
     """Draw the ``top`` features with the largest imputation error (series (T, K)), the decision score with its
     threshold, the ensemble votes with ξ, and the true labels; detected intervals are shaded red on every panel,
     labelled anomalies green on the series panels. ``feature_scores`` is (K, T)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     series = np.asarray(series)
     T, K = series.shape
@@ -76,9 +75,4 @@ def plot_detection(
     axes[-1].set_xlabel("time step")
     shaded = "red: detected" + (", green: labelled anomalies" if labels is not None else "")
     fig.suptitle(f"{title} ({shaded})" if title else shaded, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
