@@ -1,0 +1,71 @@
+"""Skeleton overlays on frames (OpenCV, written as images) and a grid figure of crops with predicted joints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from diffusekit.core.figures import pyplot, save_figure
+from diffusekit.pose.posetrack import KEYPOINTS, SKELETON, PosePerson
+
+__all__ = ["draw_people", "plot_crops"]
+
+_LEFT = {i for i, name in enumerate(KEYPOINTS) if name.startswith("left")}
+_RIGHT = {i for i, name in enumerate(KEYPOINTS) if name.startswith("right")}
+
+
+def _color(i: int) -> tuple[int, int, int]:
+    """BGR: left joints blue, right joints orange, centre joints green."""
+    return (230, 120, 30) if i in _LEFT else (20, 140, 255) if i in _RIGHT else (60, 200, 60)
+
+
+def draw_people(image: np.ndarray, people: Sequence[PosePerson], min_score: float = 0.2) -> np.ndarray:
+    """A copy of ``image`` (BGR) with each person's skeleton, joints (score >= ``min_score``) and track id."""
+    out = image.copy()
+    scale = max(1, round(max(image.shape[:2]) / 400))
+    for person in people:
+        k = person.keypoints
+        scores = person.scores if person.scores is not None else k[:, 2]
+        shown = person.annotated & (scores >= min_score)
+        for a, b in SKELETON:
+            if shown[a] and shown[b]:
+                pa, pb = tuple(np.round(k[a, :2]).astype(int)), tuple(np.round(k[b, :2]).astype(int))
+                cv2.line(out, pa, pb, _color(b), 2 * scale, cv2.LINE_AA)
+        for i in np.flatnonzero(shown):
+            cv2.circle(out, tuple(np.round(k[i, :2]).astype(int)), 2 * scale, _color(i), -1, cv2.LINE_AA)
+        if shown.any():
+            top = k[shown, :2].min(0).astype(int)
+            cv2.putText(out, str(person.track_id), (int(top[0]), max(10, int(top[1]) - 4)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, (255, 255, 255), scale, cv2.LINE_AA)  # fmt: skip
+    return out
+
+
+def plot_crops(
+    path: str | Path,
+    crops: Sequence[np.ndarray],
+    predicted: Sequence[np.ndarray],
+    truth: Sequence[np.ndarray] | None = None,
+    title: str = "",
+    columns: int = 6,
+) -> Path:
+    """A grid of RGB crops with predicted joints (filled) and ground truth (rings); returns the saved path."""
+    plt = pyplot()
+    n = len(crops)
+    rows = max(1, int(np.ceil(n / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, ax in enumerate(axes.ravel()[:n]):
+        ax.imshow(crops[i])
+        p = predicted[i]
+        for a, b in SKELETON:
+            ax.plot(p[[a, b], 0], p[[a, b], 1], "-", lw=1.2, color="tab:blue" if b in _LEFT else "tab:orange")
+        ax.scatter(p[:, 0], p[:, 1], s=6, c="yellow", zorder=3)
+        if truth is not None:
+            ax.scatter(truth[i][:, 0], truth[i][:, 1], s=14, facecolors="none", edgecolors="white", lw=0.8, zorder=4)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
