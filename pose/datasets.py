@@ -23,7 +23,16 @@ from diffusekit.core.errors import DataError
 from diffusekit.pose.codec import HeatmapCodec, box_to_center_size, crop_matrix, transform_points, warp
 from diffusekit.pose.posetrack import FLIP_PAIRS, PoseVideo, read_detections, read_split
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ClipItem", "PoseTrackClips", "read_frame"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ClipCrops",
+    "ClipItem",
+    "PoseTrackClips",
+    "detection_items",
+    "gt_items",
+    "read_frame",
+]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -57,71 +66,59 @@ def _gt_box(keypoints: np.ndarray, annotated: np.ndarray, box: np.ndarray | None
     return np.concatenate([lo, np.maximum(hi - lo, 1.0)])
 
 
-@DATASETS.register_module()
-class PoseTrackClips(Dataset):
-    """Clips of ``len(frame_offsets)`` frames around each person of each labelled frame of a PoseTrack split.
+def gt_items(videos: Sequence[PoseVideo]) -> list[ClipItem]:
+    """One item per annotated person of every labelled frame (box from the file, else the joints' extent)."""
+    items = []
+    for v, video in enumerate(videos):
+        for f, frame in enumerate(video.frames):
+            if not frame.is_labeled:
+                continue
+            for p, person in enumerate(frame.people):
+                box = _gt_box(person.keypoints, person.annotated, person.bbox)
+                if box is not None and person.annotated.any():
+                    items.append(ClipItem(v, f, tuple(float(b) for b in box), 1.0, p))
+    return items
 
-    Args:
-        data_root: the dataset folder (``annotations/<split>/*.json``, ``images/<split>/<video>/*.jpg``).
-        split: ``train`` / ``val`` / ``test``.
-        input_size, heatmap_size: (W, H) of the crop and of the heatmaps; sigma of the Gaussians (heatmap px).
-        frame_offsets: the clip's frames relative to the key frame (0 must be among them).
-        boxes: ``"gt"`` or the path of a COCO-style detections JSON; ``min_box_score`` filters detections.
-        augment: training augmentation, e.g. ``dict(flip=0.5, scale=0.25, rotation=30)`` (None: none).
-        padding: the box enlargement (DiffPose: 25%).
-    """
+
+def detection_items(videos: Sequence[PoseVideo], path: str | Path, min_score: float = 0.0) -> list[ClipItem]:
+    """One item per detected box (COCO-style JSON keyed by image id) in every labelled frame."""
+    detections = read_detections(path, min_score)
+    items = []
+    for v, video in enumerate(videos):
+        for f, frame in enumerate(video.frames):
+            if frame.is_labeled:
+                for box, score in detections.get(frame.image_id, []):
+                    if box[2] > 1 and box[3] > 1:
+                        items.append(ClipItem(v, f, tuple(float(b) for b in box), score))
+    return items
+
+
+class ClipCrops(Dataset):
+    """Crops of ``items`` (person boxes in frames of ``videos``, files under ``root``) as model inputs: the clip
+    (T, 3, H, W) normalised with the ImageNet statistics, and for ground-truth items the key frame's heatmaps."""
 
     def __init__(
         self,
-        data_root: str,
-        split: str = "train",
-        input_size: Sequence[int] = (192, 256),
-        heatmap_size: Sequence[int] = (48, 64),
-        sigma: float = 2.0,
+        root: str | Path,
+        videos: Sequence[PoseVideo],
+        items: Sequence[ClipItem],
+        codec: HeatmapCodec,
         frame_offsets: Sequence[int] = (-1, 0, 1),
-        boxes: str = "gt",
-        min_box_score: float = 0.0,
         augment: dict | None = None,
         padding: float = 1.25,
         cache_frames: int = 256,
     ):
         if 0 not in frame_offsets:
             raise DataError(f"frame_offsets {tuple(frame_offsets)} must contain 0 (the key frame)")
-        self.root = Path(data_root)
-        self.split = split
-        self.videos: list[PoseVideo] = read_split(self.root, split)
-        self.codec = HeatmapCodec(tuple(input_size), tuple(heatmap_size), float(sigma))
+        self.root = Path(root)
+        self.videos = list(videos)
+        self.items = list(items)
+        self.codec = codec
         self.frame_offsets = tuple(int(o) for o in frame_offsets)
         self.augment = dict(augment or {})
         self.padding = float(padding)
-        self.items = self._detection_items(boxes, min_box_score) if boxes != "gt" else self._gt_items()
-        if not self.items:
-            raise DataError(f"no people to crop in split {split!r}", self.root / "annotations" / split)
         self._cache: OrderedDict[Path, np.ndarray] = OrderedDict()
         self._cache_size = int(cache_frames)
-
-    def _gt_items(self) -> list[ClipItem]:
-        items = []
-        for v, video in enumerate(self.videos):
-            for f, frame in enumerate(video.frames):
-                if not frame.is_labeled:
-                    continue
-                for p, person in enumerate(frame.people):
-                    box = _gt_box(person.keypoints, person.annotated, person.bbox)
-                    if box is not None and person.annotated.any():
-                        items.append(ClipItem(v, f, tuple(float(b) for b in box), 1.0, p))
-        return items
-
-    def _detection_items(self, path: str, min_score: float) -> list[ClipItem]:
-        detections = read_detections(path, min_score)
-        items = []
-        for v, video in enumerate(self.videos):
-            for f, frame in enumerate(video.frames):
-                if frame.is_labeled:
-                    for box, score in detections.get(frame.image_id, []):
-                        if box[2] > 1 and box[3] > 1:
-                            items.append(ClipItem(v, f, tuple(float(b) for b in box), score))
-        return items
 
     def __len__(self) -> int:
         return len(self.items)
@@ -178,3 +175,39 @@ class PoseTrackClips(Dataset):
             "matrix": torch.from_numpy(matrix),
             "index": index,
         }
+
+
+@DATASETS.register_module()
+class PoseTrackClips(ClipCrops):
+    """Clips of ``len(frame_offsets)`` frames around each person of each labelled frame of a PoseTrack split.
+
+    Args:
+        data_root: the dataset folder (``annotations/<split>/*.json``, ``images/<split>/<video>/*.jpg``).
+        split: ``train`` / ``val`` / ``test``.
+        input_size, heatmap_size: (W, H) of the crop and of the heatmaps; sigma of the Gaussians (heatmap px).
+        frame_offsets: the clip's frames relative to the key frame (0 must be among them).
+        boxes: ``"gt"`` or the path of a COCO-style detections JSON; ``min_box_score`` filters detections.
+        augment: training augmentation, e.g. ``dict(flip=0.5, scale=0.25, rotation=30)`` (None: none).
+        padding: the box enlargement (DiffPose: 25%).
+    """
+
+    def __init__(
+        self,
+        data_root: str,
+        split: str = "train",
+        input_size: Sequence[int] = (192, 256),
+        heatmap_size: Sequence[int] = (48, 64),
+        sigma: float = 2.0,
+        frame_offsets: Sequence[int] = (-1, 0, 1),
+        boxes: str = "gt",
+        min_box_score: float = 0.0,
+        augment: dict | None = None,
+        padding: float = 1.25,
+    ):
+        videos = read_split(data_root, split)
+        items = gt_items(videos) if boxes == "gt" else detection_items(videos, boxes, min_box_score)
+        if not items:
+            raise DataError(f"no people to crop in split {split!r}", Path(data_root) / "annotations" / split)
+        codec = HeatmapCodec(tuple(input_size), tuple(heatmap_size), float(sigma))
+        super().__init__(data_root, videos, items, codec, frame_offsets, augment, padding)
+        self.split = split
