@@ -108,7 +108,7 @@ def _crop_figure(path: Path, crops: PoseTrackClips, model: nn.Module, settings: 
     predicted, _ = crops.codec.decode(heatmaps)
     middle = crops.frame_offsets.index(0)
     images = [np.clip(s["clip"][middle].permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN, 0, 1) for s in samples]
-    truth = [s["keypoints"].numpy() for s in samples]
+    truth = [s["keypoints"].numpy()[s["weights"].numpy() > 0] for s in samples]
     return plot_crops(path, images, list(predicted), truth, title)
 
 

@@ -47,6 +47,8 @@ def figure_keypoints(pelvis: np.ndarray, height: float, phase: float, facing: in
     k[_K["head_bottom"]] = neck
     k[_K["head_top"]] = neck + 0.16 * height * up
     k[_K["nose"]] = neck + 0.08 * height * up + 0.01 * height * side
+    for sign, name in ((1, "left"), (-1, "right")):  # drawn as part of the head; PoseTrack never labels them
+        k[_K[f"{name}_ear"]] = neck + 0.09 * height * up + sign * 0.05 * height * side
     swing = 0.45 * np.sin(phase)
     for sign, name in ((1, "left"), (-1, "right")):
         shoulder = neck + sign * 0.11 * height * side + 0.01 * height * up

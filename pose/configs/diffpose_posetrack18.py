@@ -5,9 +5,7 @@
 # weights you pass with --cfg-options model.backbone.weights=PATH, a 4-layer STRL of width 256, a decoder of width
 # 256 with one transformer block per LMSFI stage, a cosine schedule of T = 1000, and 5 DDIM steps x 1 sample + flip
 # at inference. 60 epochs of PoseTrack18 train (~ 100k person crops) at batch 32 ~ 190k iterations.
-custom_imports = dict(
-    imports=["diffusekit.pose.diffpose", "diffusekit.pose.datasets"], allow_failed_imports=False
-)
+custom_imports = dict(imports=["diffusekit.pose.diffpose", "diffusekit.pose.datasets"], allow_failed_imports=False)
 
 input_size = (192, 256)  # (W, H)
 heatmap_size = (48, 64)

@@ -26,9 +26,14 @@ def test_synthetic_data_has_the_posetrack18_layout(posetrack_root):
         assert video.name.endswith(("_mpii_train", "_mpii_test")) and video.nframes == len(video.frames)
         for frame in video.labeled_frames:
             assert (posetrack_root / frame.file_name).is_file() and len(frame.ignore_regions) == 1
+            region = frame.ignore_regions[0]  # the bystander's box: small
+            assert np.ptp(region[:, 0]) * np.ptp(region[:, 1]) < 0.05 * 256 * 192
             assert str(frame.image_id).startswith("1") and frame.image_id % 10_000 == frame.index
             for person in frame.people:
                 assert not person.annotated[3:5].any()  # ears: never annotated
+                lo, hi = person.keypoints[person.annotated, :2].min(0), person.keypoints[person.annotated, :2].max(0)
+                assert np.all(person.bbox[:2] <= lo) and np.all(person.bbox[:2] + person.bbox[2:] >= hi)
+                assert person.bbox[2] < 0.5 * 256  # the box fits the body, not the frame
                 assert person.head_box is not None and person.head_box[2:].min() > 0
                 # the bystander's ignore region never covers an annotated figure's whole body
                 inside = _inside(person.keypoints[person.annotated, :2], frame.ignore_regions)
