@@ -117,7 +117,8 @@ def format_report(result: dict[str, Any], title: str) -> str:
     names = list(result["ap"])
     return "\n".join(
         [
-            f"**{title}**: PoseTrack AP (poseval rules) on {result['frames']} labelled frames, {result['people']} people",
+            f"**{title}**: PoseTrack AP (poseval rules) on {result['frames']} labelled frames, "
+            f"{result['people']} people",
             "",
             "| " + " | ".join(names) + " |",
             "|" + "---:|" * len(names),
