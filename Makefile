@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-smd bench-medical clean
+.PHONY: demo test lint bench bench-smd bench-medical bench-pose clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,17 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 # The quick benchmarks (minutes); bench-smd trains ImDiffusion on three real SMD machines (hours on a CPU);
-# bench-medical trains Echo-DND and a U-Net on synthetic CAMUS for 15 minutes each, then sweeps the samplers.
+# bench-medical trains Echo-DND and a U-Net on synthetic CAMUS for 15 minutes each, then sweeps the samplers;
+# bench-pose trains DiffPose and a heatmap baseline on synthetic PoseTrack18 for 10 minutes each.
 QUICK_BENCH := core_samplers noise_assignment core_throughput timeseries_model_speed
 bench: $(VENV)/.installed-dev
 	@for f in $(QUICK_BENCH); do echo "== benchmarks/$$f.py"; $(BIN)/python benchmarks/$$f.py || exit 1; done
 
 bench-smd: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/timeseries_smd.py
+
+bench-pose: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/pose_diffpose.py
 
 bench-medical: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/medical_echo.py

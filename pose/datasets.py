@@ -154,7 +154,13 @@ class ClipCrops(Dataset):
         rng = np.random.default_rng(np.random.randint(2**31)) if self.augment else None
         matrix, flipped = self.crop_transform(item, rng)
         size = self.codec.input_size
-        frames = [warp(self._frame(self.frame_path(item, o)), matrix, size) for o in self.frame_offsets]
+        images = [self._frame(self.frame_path(item, o)) for o in self.frame_offsets]
+        height, width = images[self.frame_offsets.index(0)].shape[:2]
+        x, y, w, h = item.box
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            raise DataError(f"box {[round(v, 1) for v in item.box]} lies outside the {width}x{height} frame",
+                            self.frame_path(item, 0))  # fmt: skip
+        frames = [warp(image, matrix, size) for image in images]
         clip = (np.stack(frames).astype(np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD
         hw, hh = self.codec.heatmap_size
         heatmaps, weights, keypoints = np.zeros((17, hh, hw), np.float32), np.zeros(17, np.float32), np.zeros((17, 2))

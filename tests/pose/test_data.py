@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -81,3 +82,8 @@ def test_missing_frames_and_bad_offsets_raise_data_errors(posetrack_root, tmp_pa
         PoseTrackClips(copy, "val", (96, 128), (24, 32), frame_offsets=(-1, 1))
     with pytest.raises(DataError, match="annotations/test"):
         PoseTrackClips(copy, "test", (96, 128), (24, 32))
+    frame = crops.videos[1].frames[0]
+    (tmp_path / "det.json").write_text(json.dumps([{"image_id": frame.image_id, "bbox": [900, 900, 50, 80]}]))
+    outside = PoseTrackClips(copy, "val", (96, 128), (24, 32), boxes=str(tmp_path / "det.json"))
+    with pytest.raises(DataError, match=r"000000\.jpg: box \[900.*lies outside the 256x192 frame"):
+        outside[0]

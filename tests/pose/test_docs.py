@@ -1,0 +1,12 @@
+"""The Python example of docs/pose.md runs as written."""
+
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "pose.md"
+
+
+def test_docs_python_example_runs(capsys):
+    (block,) = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    exec(compile(block, str(DOC), "exec"), {})
+    assert "'Total'" in capsys.readouterr().out
