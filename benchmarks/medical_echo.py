@@ -25,13 +25,13 @@ from pathlib import Path
 import torch
 
 from diffusekit.core.cli import json_ready
+from diffusekit.core.engine import train_on_data
 from diffusekit.medical.cli import (
     build_model,
     eval_frames,
     inference_settings,
     load_medical_config,
     load_model,
-    train_model,
 )
 from diffusekit.medical.inference import evaluate_predictions, predict_frames
 from diffusekit.medical.synthetic import write_camus
@@ -44,7 +44,7 @@ def train_for(config: str, data: Path, work_dir: Path, minutes: float) -> tuple[
     """Train for ``minutes`` of wall-clock time (the engine's ``time_limit``); returns weights, iterations, seconds."""
     cfg = load_medical_config(config, [f"train_cfg.max_iters={10**6}", f"time_limit={minutes * 60}", TRAIN_PHASES])
     start = time.perf_counter()
-    weights = train_model(cfg, data, work_dir / config, seed=0)
+    weights = train_on_data(cfg, data, work_dir / config, seed=0)
     seconds = time.perf_counter() - start
     iters = int(torch.load(weights, weights_only=True)["meta"]["iter"])
     print(f"{config}: {iters} iterations in {seconds:.0f} s", flush=True)

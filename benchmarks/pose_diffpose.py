@@ -25,7 +25,8 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from diffusekit.core.cli import json_ready
-from diffusekit.pose.cli import build_model, eval_crops, inference_settings, load_model, load_pose_config, train_model
+from diffusekit.core.engine import train_on_data
+from diffusekit.pose.cli import build_model, eval_crops, inference_settings, load_model, load_pose_config
 from diffusekit.pose.datasets import PoseTrackClips
 from diffusekit.pose.inference import evaluate_dataset
 from diffusekit.pose.synthetic import write_posetrack
@@ -69,7 +70,7 @@ def train_for(config: str, data: Path, work_dir: Path, minutes: float) -> tuple[
     ]
     print(f"{config}: {per_iter:.3f} s per step -> {iters} iterations planned", flush=True)
     start = time.perf_counter()
-    weights = train_model(cfg, data, work_dir / config, seed=0)
+    weights = train_on_data(cfg, data, work_dir / config, seed=0)
     seconds = time.perf_counter() - start
     done = int(torch.load(weights, weights_only=True)["meta"]["iter"])
     print(f"{config}: {done} iterations in {seconds:.0f} s", flush=True)

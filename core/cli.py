@@ -103,6 +103,18 @@ def json_ready(value):
     return value
 
 
+def add_train_flags(
+    parser: argparse.ArgumentParser,
+    work_dir_help: str = "output folder",
+    resume_help: str = "continue from the newest checkpoint in WORK_DIR",
+) -> None:
+    """The flags every domain's ``train`` shares: --work-dir, --resume, --launcher, --seed."""
+    parser.add_argument("--work-dir", required=True, help=work_dir_help)
+    parser.add_argument("--resume", action="store_true", help=resume_help)
+    parser.add_argument("--launcher", choices=("none", "pytorch"), default="none", help="pytorch: under torchrun")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print every metric as one JSON object on the last line")
 

@@ -48,10 +48,18 @@ from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 from torch import nn
 
-from .checkpoint import TRUSTED_SCHEME, DiffusekitRunner, latest_checkpoint, load_weights
+from .checkpoint import FINAL_WEIGHTS_NAME, TRUSTED_SCHEME, DiffusekitRunner, latest_checkpoint, load_weights
 from .errors import DataError
 
-__all__ = ["build_runner", "load_config", "load_weights", "parse_cfg_options", "shipped_configs", "train"]
+__all__ = [
+    "build_runner",
+    "load_config",
+    "load_weights",
+    "parse_cfg_options",
+    "shipped_configs",
+    "train",
+    "train_on_data",
+]
 
 
 # --------------------------------------------------------------------------------------------------- configs
@@ -300,3 +308,19 @@ def train(
     runner = build_runner(cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress)
     runner.train()
     return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+
+def train_on_data(
+    cfg: Config,
+    data: str | Path,
+    work_dir: str | Path,
+    resume: bool = False,
+    launcher: str = "none",
+    seed: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``cfg`` with its training dataset's ``data_root`` set to ``data``; returns the final weights path."""
+    cfg = copy.deepcopy(cfg)
+    cfg.train_dataloader.dataset["data_root"] = str(Path(data).expanduser().absolute())
+    train(cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress)
+    return Path(work_dir) / FINAL_WEIGHTS_NAME

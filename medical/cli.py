@@ -15,8 +15,8 @@ from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 from torch import nn
 
-from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, json_ready
-from diffusekit.core.engine import load_config, load_weights, train
+from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, add_train_flags, json_ready
+from diffusekit.core.engine import load_config, load_weights, train_on_data
 from diffusekit.core.errors import DataError
 from diffusekit.medical.datasets import EchoFrame, camus_frames, echonet_frames
 from diffusekit.medical.inference import InferenceSettings, evaluate_predictions, format_report, predict_frames
@@ -73,22 +73,6 @@ def inference_settings(cfg: Config, steps: int | None = None, samples: int | Non
     return settings
 
 
-def train_model(
-    cfg: Config,
-    data: str | Path,
-    work_dir: str | Path,
-    resume: bool = False,
-    launcher: str = "none",
-    seed: int | None = None,
-    progress: bool = True,
-) -> Path:
-    """Train ``cfg`` on ``data`` into ``work_dir``; returns the final weights path."""
-    cfg = copy.deepcopy(cfg)
-    cfg.train_dataloader.dataset["data_root"] = str(Path(data).expanduser().absolute())
-    train(cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress)
-    return Path(work_dir) / FINAL_WEIGHTS
-
-
 def evaluate_model(
     cfg: Config, model: nn.Module, data: str | Path, settings: InferenceSettings, split: str | None = None
 ) -> tuple[dict[str, Any], list]:
@@ -115,7 +99,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_medical_config(args.config, args.cfg_options)
-    weights = train_model(cfg, args.data, args.work_dir, args.resume, args.launcher, args.seed)
+    weights = train_on_data(cfg, args.data, args.work_dir, args.resume, args.launcher, args.seed)
     if is_main_process():
         print(f"trained: {weights} (raw and EMA weights; evaluate and predict use EMA)")
     return 0
@@ -167,7 +151,7 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
     threads = torch.get_num_threads()
     start = time.perf_counter()
     try:
-        weights = train_model(cfg, data, out_dir / "work_dir", seed=0)
+        weights = train_on_data(cfg, data, out_dir / "work_dir", seed=0)
         train_seconds = time.perf_counter() - start
         result, predictions = evaluate_model(cfg, load_model(cfg, weights), data, settings)
     finally:
@@ -233,10 +217,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     )
     _config_args(tr)
     tr.add_argument("--data", required=True, help="a CAMUS or EchoNet-Dynamic folder (the config picks the layout)")
-    tr.add_argument("--work-dir", required=True, help="output folder")
-    tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in WORK_DIR")
-    tr.add_argument("--launcher", choices=("none", "pytorch"), default="none", help="pytorch: under torchrun")
-    tr.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
+    add_train_flags(tr)
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser(

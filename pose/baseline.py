@@ -40,8 +40,7 @@ class HeatmapBaseline(BaseModel):
     ):
         super().__init__(init_cfg=init_cfg)
         self.strl = STRL(backbone, input_size, frames, **(strl or {}))
-        if tuple(heatmap_size) != (4 * self.strl.grid[1], 4 * self.strl.grid[0]):
-            raise ValueError(f"heatmap size {tuple(heatmap_size)} must be 4x the feature grid {self.strl.grid[::-1]}")
+        self.strl.check_heatmap_size(heatmap_size)
         layers, previous = [], self.strl.dim
         for _ in range(2):
             layers += [

@@ -16,8 +16,8 @@ from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 from torch import nn
 
-from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, json_ready
-from diffusekit.core.engine import load_config, load_weights, train
+from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, add_train_flags, json_ready
+from diffusekit.core.engine import load_config, load_weights, train_on_data
 from diffusekit.core.errors import DataError
 from diffusekit.pose.codec import HeatmapCodec
 from diffusekit.pose.datasets import PoseTrackClips
@@ -81,22 +81,6 @@ def eval_crops(cfg: Config, data: str | Path, split: str | None = None, boxes: s
     )
 
 
-def train_model(
-    cfg: Config,
-    data: str | Path,
-    work_dir: str | Path,
-    resume: bool = False,
-    launcher: str = "none",
-    seed: int | None = None,
-    progress: bool = True,
-) -> Path:
-    """Train ``cfg`` on ``data`` into ``work_dir``; returns the final weights path."""
-    cfg = copy.deepcopy(cfg)
-    cfg.train_dataloader.dataset["data_root"] = str(Path(data).expanduser().absolute())
-    train(cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress)
-    return Path(work_dir) / FINAL_WEIGHTS
-
-
 def _crop_figure(path: Path, crops: PoseTrackClips, model: nn.Module, settings: InferenceSettings, title: str):
     from diffusekit.pose.datasets import IMAGENET_MEAN, IMAGENET_STD
     from diffusekit.pose.visualize import plot_crops
@@ -121,7 +105,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_pose_config(args.config, args.cfg_options, args.method)
-    weights = train_model(cfg, args.data, args.work_dir, args.resume, args.launcher, args.seed)
+    weights = train_on_data(cfg, args.data, args.work_dir, args.resume, args.launcher, args.seed)
     if is_main_process():
         print(f"trained: {weights} (raw and EMA weights; evaluate and predict use EMA)")
     return 0
@@ -182,7 +166,7 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
     start = time.perf_counter()
     try:
         torch.set_num_threads(1)  # small tensors: one thread is faster on a shared CPU
-        weights = train_model(cfg, data, out_dir / "work_dir", seed=0)
+        weights = train_on_data(cfg, data, out_dir / "work_dir", seed=0)
         train_seconds = time.perf_counter() - start
         model = load_model(cfg, weights)
         crops = eval_crops(cfg, data)
@@ -245,10 +229,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     )
     _config_args(tr)
     tr.add_argument("--data", required=True, help="a PoseTrack18/21 folder (annotations/train/*.json, images/)")
-    tr.add_argument("--work-dir", required=True, help="output folder")
-    tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in WORK_DIR")
-    tr.add_argument("--launcher", choices=("none", "pytorch"), default="none", help="pytorch: under torchrun")
-    tr.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
+    add_train_flags(tr)
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser(

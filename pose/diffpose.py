@@ -59,6 +59,11 @@ class STRL(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.aggregate = nn.Sequential(nn.Linear(frames * dim, dim), nn.GELU(), nn.Linear(dim, dim))
 
+    def check_heatmap_size(self, heatmap_size: Sequence[int]) -> None:
+        """The decoders work at 4x the feature grid (stride 4 of the crop)."""
+        if tuple(heatmap_size) != (4 * self.grid[1], 4 * self.grid[0]):
+            raise ValueError(f"heatmap size {tuple(heatmap_size)} must be 4x the feature grid {self.grid[::-1]}")
+
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         b, t = clip.shape[:2]
         if t != self.frames:
@@ -166,8 +171,7 @@ class DiffPose(BaseModel):
         super().__init__(init_cfg=init_cfg)
         self.strl = STRL(backbone, input_size, frames, **(strl or {}))
         self.decoder = LMSFIDecoder(keypoints, self.strl.dim, self.strl.grid, **(decoder or {}))
-        if tuple(heatmap_size) != (4 * self.strl.grid[1], 4 * self.strl.grid[0]):
-            raise ValueError(f"heatmap size {tuple(heatmap_size)} must be 4x the feature grid {self.strl.grid[::-1]}")
+        self.strl.check_heatmap_size(heatmap_size)
         self.signal_scale = float(signal_scale)
         self.num_steps = int(num_steps)
         self.diffusion = GaussianDiffusion(

@@ -24,7 +24,7 @@ from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 from torch import nn
 
-from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, json_ready
+from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, add_train_flags, json_ready
 from diffusekit.core.engine import load_config, load_weights, train
 from diffusekit.core.errors import DataError
 from diffusekit.timeseries.data import MinMaxScaling, SeriesSplit, WindowDataset, fill_missing
@@ -627,10 +627,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "tail of the training series, which predict uses.",
     )
     _common(tr)
-    tr.add_argument("--work-dir", required=True, help="output folder; one subfolder per entity")
-    tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in each subfolder")
-    tr.add_argument("--launcher", choices=("none", "pytorch"), default="none", help="pytorch: under torchrun")
-    tr.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
+    add_train_flags(
+        tr, "output folder; one subfolder per entity", "continue from the newest checkpoint in each subfolder"
+    )
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser(
