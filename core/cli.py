@@ -66,16 +66,22 @@ def package_version() -> str:
 
 
 def add_demo_command(
-    subparsers, name: str, run: Callable[[Path, bool], DemoResult], help: str, description: str
+    subparsers,
+    name: str,
+    run: Callable[..., DemoResult],
+    help: str,
+    description: str,
+    options: Callable[[argparse.Namespace], dict] | None = None,
 ) -> argparse.ArgumentParser:
-    """The ``<domain> demo [--out DIR] [--quick] [--json]`` subcommand: ``run(OUT/<name>, quick)`` makes the
-    domain's section, written to ``OUT/report.md``; ``--json`` prints its metrics on the last line."""
+    """The ``<domain> demo [--out DIR] [--quick] [--json]`` subcommand: ``run(OUT/<name>, quick, **options(args))``
+    makes the domain's section, written to ``OUT/report.md``; ``--json`` prints its metrics on the last line.
+    ``options`` maps extra arguments the caller adds to the returned parser to keyword arguments of ``run``."""
 
     def command(args: argparse.Namespace) -> int:
         from .demo import write_report
 
         out = Path(args.out)
-        section = run(out / name, args.quick)
+        section = run(out / name, args.quick, **(options(args) if options else {}))
         print(f"report: {write_report(out, [section])}")
         if args.json:
             print(json.dumps(json_ready(section.metrics), sort_keys=True))

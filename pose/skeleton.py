@@ -20,6 +20,10 @@ __all__ = [
     "H36M_JOINTS",
     "H36M_KEEP",
     "H36M_PARENTS",
+    "MPI3DHP_FLIP_LEFT",
+    "MPI3DHP_FLIP_RIGHT",
+    "MPI3DHP_JOINTS",
+    "MPI3DHP_PARENTS",
     "bones_from_pose",
     "flip_pose",
     "pose_from_bones",
@@ -38,6 +42,17 @@ H36M_KEEP = tuple(i for i in range(32) if i not in _REMOVED)
 # the kinematic depth of each joint (DDHPose's hierarchical embedding levels)
 DEPTH_LEVELS = ((0,), (1, 4, 7), (2, 5, 8), (3, 6, 9, 11, 14), (10, 12, 15), (13, 16))
 
+# MPI-INF-3DHP's 17-joint test order (root = 14, pelvis). Parents follow DDHPose's ``-bi_3dhp`` bone list
+# (``common/arguments.py``, pairs parent -> child): the head top hangs from the neck, the head and both shoulders
+# from the neck, the neck from the spine, the spine and both hips from the pelvis. Flip pairs as in ``main_3dhp.py``.
+MPI3DHP_JOINTS = (
+    "head_top", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
+    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "pelvis", "spine", "head",
+)  # fmt: skip
+MPI3DHP_PARENTS = (1, 15, 1, 2, 3, 1, 5, 6, 14, 8, 9, 14, 11, 12, -1, 14, 1)
+MPI3DHP_FLIP_LEFT = (5, 6, 7, 11, 12, 13)
+MPI3DHP_FLIP_RIGHT = (2, 3, 4, 8, 9, 10)
+
 
 def _order(parents) -> list[int]:
     """Joints in an order where every parent comes before its children."""
@@ -51,14 +66,17 @@ def _order(parents) -> list[int]:
 
 
 def bones_from_pose(pose: torch.Tensor, parents=H36M_PARENTS, eps: float = 1e-8) -> tuple[torch.Tensor, torch.Tensor]:
-    """(..., J, 3) joints -> directions (..., J, 3) (unit vectors) and lengths (..., J, 1); slot 0 is zero."""
-    child = torch.arange(1, len(parents), device=pose.device)
-    parent = torch.tensor(parents[1:], device=pose.device)
+    """(..., J, 3) joints -> directions (..., J, 3) (unit vectors) and lengths (..., J, 1), bone p -> j in slot j;
+    the root's slot (no bone) is zero."""
+    child = [j for j, p in enumerate(parents) if p >= 0]
+    parent = [parents[j] for j in child]
     vectors = pose[..., child, :] - pose[..., parent, :]
     lengths = vectors.norm(dim=-1, keepdim=True)
-    directions = vectors / lengths.clamp(min=eps)
-    zero = torch.zeros_like(pose[..., :1, :])
-    return torch.cat([zero, directions], dim=-2), torch.cat([zero[..., :1], lengths], dim=-2)
+    directions = torch.zeros_like(pose)
+    directions[..., child, :] = vectors / lengths.clamp(min=eps)
+    out_lengths = torch.zeros_like(pose[..., :1])
+    out_lengths[..., child, :] = lengths
+    return directions, out_lengths
 
 
 def pose_from_bones(

@@ -11,7 +11,7 @@ import numpy as np
 from diffusekit.core.figures import pyplot, save_figure
 from diffusekit.pose.posetrack import KEYPOINTS, SKELETON, PosePerson
 
-__all__ = ["draw_people", "plot_crops"]
+__all__ = ["draw_people", "plot_crops", "plot_lifting"]
 
 _LEFT = {i for i, name in enumerate(KEYPOINTS) if name.startswith("left")}
 _RIGHT = {i for i, name in enumerate(KEYPOINTS) if name.startswith("right")}
@@ -68,4 +68,64 @@ def plot_crops(
             ax.scatter(truth[i][:, 0], truth[i][:, 1], s=14, facecolors="none", edgecolors="white", lw=0.8, zorder=4)
     fig.suptitle(title)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_lifting(
+    path: str | Path,
+    keypoints_2d: np.ndarray,
+    hypotheses: np.ndarray,
+    parents: Sequence[int],
+    left: Sequence[int],
+    truth: np.ndarray | None = None,
+    frame_ids: Sequence[int] | None = None,
+    title: str = "",
+) -> Path:
+    """One row per frame: the 2D input (pixels, zoomed on the person) beside the 3D pose (mm, root-relative;
+    camera axes drawn with depth as the second axis and -y up). ``hypotheses`` (H, F, J, 3): each drawn faint, their
+    mean bold; ``truth`` (F, J, 3) dashed black. Left limbs blue, right orange."""
+    plt = pyplot()
+    frames = len(keypoints_2d)
+    fig = plt.figure(figsize=(7, 3.2 * frames))
+    left = set(left)
+    mean = hypotheses.mean(0)
+    span = max(float(np.abs(mean).max()), 1e-6) * 1.1
+
+    def color(j: int) -> str:
+        return "tab:blue" if j in left else "tab:orange"
+
+    for row in range(frames):
+        ax = fig.add_subplot(frames, 2, 2 * row + 1)
+        k = keypoints_2d[row]
+        for j, p in enumerate(parents):
+            if p >= 0:
+                ax.plot(k[[p, j], 0], k[[p, j], 1], "-", lw=2, color=color(j))
+        low, high = k.min(0), k.max(0)
+        pad = 0.25 * float((high - low).max()) + 1
+        centre = (low + high) / 2
+        half = float((high - low).max()) / 2 + pad
+        ax.set_xlim(centre[0] - half, centre[0] + half)
+        ax.set_ylim(centre[1] + half, centre[1] - half)  # image y grows downwards
+        ax.set_aspect("equal")
+        ax.set_title(f"2D input, frame {frame_ids[row] if frame_ids is not None else row}", fontsize=9)
+        ax3 = fig.add_subplot(frames, 2, 2 * row + 2, projection="3d")
+        for h in hypotheses[:, row]:
+            for j, p in enumerate(parents):
+                if p >= 0:
+                    ax3.plot(h[[p, j], 0], h[[p, j], 2], -h[[p, j], 1], "-", lw=0.6, alpha=0.35, color=color(j))
+        for j, p in enumerate(parents):
+            if p >= 0:
+                m = mean[row]
+                ax3.plot(m[[p, j], 0], m[[p, j], 2], -m[[p, j], 1], "-", lw=2.2, color=color(j))
+                if truth is not None:
+                    g = truth[row]
+                    ax3.plot(g[[p, j], 0], g[[p, j], 2], -g[[p, j], 1], "--", lw=1, color="black")
+        for setter in (ax3.set_xlim, ax3.set_ylim, ax3.set_zlim):
+            setter(-span, span)
+        ax3.set_xlabel("x")
+        ax3.set_ylabel("depth")
+        ax3.set_zlabel("up")
+        caption = f"3D: {len(hypotheses)} hypotheses (faint), mean (bold)"
+        ax3.set_title(caption + (", truth dashed" if truth is not None else ""), fontsize=9)
+    fig.suptitle(title)
     return save_figure(fig, path)
