@@ -10,7 +10,7 @@ J-Best, P-Agg and J-Agg (and P-Best), per-action tables, frames per second.
 
 Target (issue 6): DDHPose's P-Agg MPJPE beats the deterministic baseline.
 
-    python benchmarks/pose_ddhpose.py [--minutes 10] [--size medium] [--out work_dirs/bench_ddhpose] [--threads 1]
+    python benchmarks/pose_ddhpose.py [--minutes 20] [--size medium] [--out work_dirs/bench_ddhpose] [--threads 1]
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ def train_for(config: str, data: Path, work_dir: Path, minutes: float) -> tuple[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per model (wall clock)")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training budget per model (wall clock)")
     parser.add_argument("--size", choices=("small", "medium"), default="medium")
-    parser.add_argument("--eval-frames", type=int, default=243, help="frames per test sequence scored (0 = all)")
+    parser.add_argument("--eval-frames", type=int, default=81, help="frames per test sequence scored (0 = all)")
     parser.add_argument("--out", default="work_dirs/bench_ddhpose")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one is fastest for the tiny models)")
     args = parser.parse_args()

@@ -100,5 +100,7 @@ def test_demo_quick(tmp_path, capsys):
     assert main(["pose", "demo", "--out", str(tmp_path), "--quick", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["iterations"] == 40 and "ap_total" in metrics
-    assert (tmp_path / "report.md").read_text().count("PoseTrack AP") >= 1
+    report = (tmp_path / "report.md").read_text()
+    assert "PoseTrack AP" in report and "### DDHPose" in report
     assert np.isfinite(metrics["frames_per_second"])
+    assert metrics["ddhpose_iterations"] == 60 and np.isfinite(metrics["ddhpose_p_agg_mpjpe_k2_h5"])

@@ -10,3 +10,11 @@ def test_docs_python_example_runs(capsys):
     (block,) = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
     exec(compile(block, str(DOC), "exec"), {})
     assert "'Total'" in capsys.readouterr().out
+
+
+def test_pose3d_docs_python_example_runs(capsys):
+    doc = DOC.with_name("pose3d.md")
+    (block,) = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+    exec(compile(block, str(doc), "exec"), {})
+    out = capsys.readouterr().out
+    assert "'P-Agg'" in out and "MPJPE" in out
