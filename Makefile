@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-smd bench-medical bench-pose clean
+.PHONY: demo test lint bench bench-smd bench-medical bench-pose bench-ddhpose bench-rti clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,9 @@ test: lint
 
 # The quick benchmarks (minutes); bench-smd trains ImDiffusion on three real SMD machines (hours on a CPU);
 # bench-medical trains Echo-DND and a U-Net on synthetic CAMUS for 15 minutes each, then sweeps the samplers;
-# bench-pose trains DiffPose and a heatmap baseline on synthetic PoseTrack18 for 10 minutes each.
+# bench-pose trains DiffPose and a heatmap baseline on synthetic PoseTrack18 for 10 minutes each; bench-ddhpose
+# DDHPose and a deterministic regressor on synthetic Human3.6M for 20 minutes each; bench-rti Diffusion Policy on the
+# point-mass task and Push-T, then DDPM-100 / DDIM-10 / RTI from the same checkpoints.
 QUICK_BENCH := core_samplers noise_assignment core_throughput timeseries_model_speed
 bench: $(VENV)/.installed-dev
 	@for f in $(QUICK_BENCH); do echo "== benchmarks/$$f.py"; $(BIN)/python benchmarks/$$f.py || exit 1; done
@@ -43,6 +45,12 @@ bench-smd: $(VENV)/.installed-dev
 
 bench-pose: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/pose_diffpose.py
+
+bench-ddhpose: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/pose_ddhpose.py
+
+bench-rti: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/robotics_rti.py
 
 bench-medical: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/medical_echo.py
