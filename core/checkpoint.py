@@ -185,6 +185,16 @@ def select_state_dict(checkpoint: Any, use_ema: bool = True) -> dict[str, torch.
     return state
 
 
+def weights_path(checkpoint: str | Path) -> Path:
+    """The weights file a user names: a file, or a train work dir holding ``final_weights.pth``; DataError if none."""
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        path = path / FINAL_WEIGHTS_NAME
+    if not path.is_file():
+        raise DataError(f"checkpoint not found (a weights file or a train work dir with {FINAL_WEIGHTS_NAME})", path)
+    return path
+
+
 def load_weights(model: nn.Module, path: str | Path, *, use_ema: bool = True, strict: bool = True) -> nn.Module:
     """Load weights for evaluation or prediction into ``model`` (EMA weights when present and ``use_ema``).
 

@@ -15,14 +15,13 @@ from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 from torch import nn
 
+from diffusekit.core.checkpoint import weights_path
 from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, add_train_flags, json_ready
 from diffusekit.core.engine import load_config, load_weights, train_on_data
-from diffusekit.core.errors import DataError
 from diffusekit.medical.datasets import EchoFrame, camus_frames, echonet_frames
 from diffusekit.medical.inference import InferenceSettings, evaluate_predictions, format_report, predict_frames
 
 PACKAGE = "diffusekit.medical"
-FINAL_WEIGHTS = "final_weights.pth"
 SHIPPED = "echo_dnd_camus, echo_dnd_echonet, echo_dnd_tiny, unet_baseline_camus, unet_baseline_tiny"
 
 
@@ -40,11 +39,7 @@ def build_model(cfg: Config) -> nn.Module:
 
 def load_model(cfg: Config, checkpoint: str | Path) -> nn.Module:
     """Build and load weights (EMA when the file has them); ``checkpoint`` may be a train work dir."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / FINAL_WEIGHTS
-    if not path.is_file():
-        raise DataError("checkpoint not found (a weights file or a train work dir with final_weights.pth)", path)
+    path = weights_path(checkpoint)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return load_weights(build_model(cfg), path).to(device)
 

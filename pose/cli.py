@@ -16,6 +16,7 @@ from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 from torch import nn
 
+from diffusekit.core.checkpoint import weights_path
 from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, add_train_flags, json_ready
 from diffusekit.core.engine import load_config, load_weights, train_on_data
 from diffusekit.core.errors import DataError
@@ -24,7 +25,6 @@ from diffusekit.pose.datasets import PoseTrackClips
 from diffusekit.pose.inference import InferenceSettings, evaluate_dataset, format_report
 
 PACKAGE = "diffusekit.pose"
-FINAL_WEIGHTS = "final_weights.pth"
 METHODS = {"diffpose": "diffpose_posetrack18", "ddhpose": "ddhpose_h36m"}  # --method -> its default config
 SHIPPED = (
     "diffpose_posetrack18, diffpose_tiny, heatmap_baseline_tiny, ddhpose_h36m, ddhpose_tiny, ddhpose_regressor_tiny"
@@ -46,11 +46,7 @@ def build_model(cfg: Config) -> nn.Module:
 
 def load_model(cfg: Config, checkpoint: str | Path) -> nn.Module:
     """Build and load weights (EMA when the file has them); ``checkpoint`` may be a train work dir."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / FINAL_WEIGHTS
-    if not path.is_file():
-        raise DataError("checkpoint not found (a weights file or a train work dir with final_weights.pth)", path)
+    path = weights_path(checkpoint)
     cfg = copy.deepcopy(cfg)
     if "backbone" in cfg.model:
         cfg.model.backbone["weights"] = None  # the checkpoint holds the trained backbone

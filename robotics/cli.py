@@ -14,13 +14,12 @@ from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 
-from diffusekit.core.checkpoint import load_checkpoint_file, select_state_dict
+from diffusekit.core.checkpoint import load_checkpoint_file, select_state_dict, weights_path
 from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, add_train_flags, json_ready
 from diffusekit.core.engine import load_config, load_weights, train_on_data
 from diffusekit.core.errors import DataError
 
 PACKAGE = "diffusekit.robotics"
-FINAL_WEIGHTS = "final_weights.pth"
 SHIPPED = "dp_pusht, dp_pusht_tiny, dp_pointmass_tiny, dp_pointmass_scale_tiny"
 DEFAULT_CONFIG = {"pusht": "dp_pusht_tiny", "pointmass": "dp_pointmass_tiny"}
 
@@ -56,11 +55,7 @@ def load_policy(cfg: Config, checkpoint: str | Path, env=None):
     import diffusekit.robotics.policy  # noqa: F401  (registers the model)
     from diffusekit.robotics.normalizer import STAT_KEYS
 
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / FINAL_WEIGHTS
-    if not path.is_file():
-        raise DataError("checkpoint not found (a weights file or a train work dir with final_weights.pth)", path)
+    path = weights_path(checkpoint)
     state = select_state_dict(load_checkpoint_file(path), use_ema=True)
     try:
         stats = {k: state[f"normalizer.{k}"].tolist() for k in STAT_KEYS}

@@ -24,6 +24,7 @@ from mmengine.dist import is_main_process
 from mmengine.registry import MODELS
 from torch import nn
 
+from diffusekit.core.checkpoint import weights_path
 from diffusekit.core.cli import DemoResult, Domain, add_demo_command, add_json_flag, add_train_flags, json_ready
 from diffusekit.core.engine import load_config, load_weights, train
 from diffusekit.core.errors import DataError
@@ -362,10 +363,7 @@ def format_table(results: list[Evaluation], settings: Settings) -> str:
 
 # ------------------------------------------------------------------------------------------------ predict
 def _detector_for(checkpoint: str | Path) -> tuple[Path, dict[str, Any]]:
-    path = Path(checkpoint).expanduser()
-    weights = path / FINAL_WEIGHTS if path.is_dir() else path
-    if not weights.is_file():
-        raise DataError("checkpoint not found", weights)
+    weights = weights_path(checkpoint)
     record_path = weights.parent / DETECTOR_FILE
     if not record_path.is_file():
         raise DataError(f"no {DETECTOR_FILE} next to the checkpoint (train writes it: scaler and thresholds)", weights)
