@@ -84,6 +84,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def atomic_savez(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """``np.savez_compressed`` to ``path`` so that readers see the old file or the complete new one (a temporary
+    sibling, fsync, rename); returns ``path``. For data files (replay buffers, converted datasets)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        commit_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

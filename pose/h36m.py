@@ -18,8 +18,6 @@ Opening a pickled file takes ``allow_pickle=True`` (only for files you trust) or
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from diffusekit.core.checkpoint import atomic_savez
 from diffusekit.core.errors import DataError
 from diffusekit.pose.camera import CAMERA_IDS, Camera, h36m_camera, world_to_camera
 from diffusekit.pose.skeleton import H36M_KEEP
@@ -213,7 +212,7 @@ def convert_npz(src: str | Path, dst: str | Path | None = None) -> Path:
     """Rewrite a (pickled) npz of nested dicts / lists of arrays as a flat, pickle-free npz; returns its path.
 
     This unpickles ``src`` (it is what the user asks for by converting): convert only files you trust. The write is
-    atomic (a temporary file in the destination folder, then ``os.replace``).
+    atomic (`core.checkpoint.atomic_savez`).
     """
     src = Path(src)
     dst = flat_path(src) if dst is None else Path(dst)
@@ -225,16 +224,7 @@ def convert_npz(src: str | Path, dst: str | Path | None = None) -> Path:
     _flatten(tree, "", flat, json_keys, src)
     flat["__format__"] = np.array(FLAT_FORMAT)
     flat["__json__"] = np.array(json_keys, dtype=str)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **flat)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
+    return atomic_savez(dst, flat)
 
 
 def convert_videopose3d(src: str | Path, dst: str | Path | None = None) -> Path:

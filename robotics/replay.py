@@ -15,14 +15,13 @@ of all episodes concatenated along time under ``data/`` and the cumulative, excl
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from diffusekit.core.checkpoint import atomic_savez
 from diffusekit.core.errors import DataError
 
 KEYS = ("data/obs", "data/action", "meta/episode_ends", "meta/task", "meta/gripper_dims")
@@ -111,9 +110,7 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------ disk
     def save(self, path: str | Path) -> Path:
-        """Write the buffer to ``path`` atomically (a temporary file in the same folder, then ``os.replace``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the buffer to ``path`` atomically (`core.checkpoint.atomic_savez`)."""
         arrays = {
             "data/obs": self.obs,
             "data/action": self.action,
@@ -121,15 +118,7 @@ class ReplayBuffer:
             "meta/task": np.array(self.task, dtype=np.str_),
             "meta/gripper_dims": np.asarray(self.gripper_dims, dtype=np.int64),
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_savez(path, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> ReplayBuffer:
