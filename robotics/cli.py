@@ -82,12 +82,13 @@ def check_policy_fits(policy, env) -> None:
         )
 
 
-def settings_from(cfg: Config, args: argparse.Namespace) -> list:
-    """One `ControlSettings` per requested mode (RTI twice, consistent and official, with ``--rti-mode both``)."""
+def settings_from(cfg: Config, args: argparse.Namespace, rti_steps: tuple[int, ...] | None = None) -> list:
+    """One `ControlSettings` per requested mode (RTI twice, consistent and official, with ``--rti-mode both``);
+    ``rti_steps`` (the offline choice) overrides ``--rti-steps`` and the config."""
     from diffusekit.robotics.control import ControlSettings
 
     ev = dict(cfg.get("evaluate", {}))
-    rti_steps = tuple(args.rti_steps or ev.get("rti_steps", (2, 1, 0)))
+    rti_steps = tuple(rti_steps or args.rti_steps or ev.get("rti_steps", (2, 1, 0)))
     rti_mode = args.rti_mode or ev.get("rti_mode", "consistent")
     gripper = args.gripper or ev.get("gripper", "clip")
     out = []
@@ -148,14 +149,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = load_robotics_config(args.config, args.cfg_options, args.task)
     ev = dict(cfg.get("evaluate", {}))
     policy = load_policy(cfg, args.checkpoint, make_env(cfg.get("task", "pusht")))
-    if args.choose_k:
-        from diffusekit.robotics.control import choose_start_step
-
-        k, distances = choose_start_step(policy, make_env(cfg.get("task", "pusht")), episodes=3, seed=ev.get("seed", 0))
-        print(f"offline K' (forward-diffusion mean nearest the shifted guess; median over 3 rollouts): {k}")
     episodes = args.episodes or ev.get("episodes", 50)
     seed = ev.get("seed", 100000) if args.seed is None else args.seed
-    rows = evaluate_modes(policy, cfg, settings_from(cfg, args), episodes, seed)
+    chosen = None
+    if args.choose_k:
+        from diffusekit.robotics.control import choose_start_step
+        from diffusekit.robotics.policy import rti_step_list
+
+        k, _ = choose_start_step(policy, make_env(cfg.get("task", "pusht")), episodes=2, seed=seed)
+        chosen = rti_step_list(k, len(args.rti_steps or ev.get("rti_steps", (2, 1, 0))))
+        print(f"offline K' (forward-diffusion mean nearest the shifted guess; median over 2 rollouts): {k}; "
+              f"RTI steps {list(chosen)}")  # fmt: skip
+    rows = evaluate_modes(policy, cfg, settings_from(cfg, args, chosen), episodes, seed)
     title = f"{cfg.get('task')}: {episodes} episodes from seed {seed}, checkpoint {args.checkpoint}"
     report = format_table(rows, title)
     print(report)
@@ -187,8 +192,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
     """Point-mass demonstrations, a short Diffusion Policy training, DDPM-100 / DDIM-10 / RTI evaluation, a GIF."""
-    from diffusekit.robotics.control import ControlSettings, PolicyRunner, rollout
+    from diffusekit.robotics.control import ControlSettings, PolicyRunner, choose_start_step, rollout
     from diffusekit.robotics.envs import make_env
+    from diffusekit.robotics.policy import rti_step_list
     from diffusekit.robotics.synthetic import collect
     from diffusekit.robotics.visualize import save_animation
 
@@ -204,10 +210,12 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
         train_seconds = time.perf_counter() - start
         policy = load_policy(cfg, weights)
         episodes = 4 if quick else 20
-        args = argparse.Namespace(modes=None, ddim_steps=None, rti_steps=None, rti_mode=None, gripper=None)
-        rows = evaluate_modes(policy, cfg, settings_from(cfg, args), episodes, 1000, progress=False)
         env = make_env("pointmass")
-        runner = PolicyRunner(policy, ControlSettings("rti"), torch.Generator().manual_seed(0))
+        k_prime, _ = choose_start_step(policy, env, episodes=1, seed=1000)
+        chosen = ControlSettings("rti", rti_steps=rti_step_list(k_prime, 3))
+        args = argparse.Namespace(modes=None, ddim_steps=None, rti_steps=None, rti_mode=None, gripper=None)
+        rows = evaluate_modes(policy, cfg, [*settings_from(cfg, args), chosen], episodes, 1000, progress=False)
+        runner = PolicyRunner(policy, chosen, torch.Generator().manual_seed(0))
         gif = save_animation(rollout(env, runner, 1000, record=True)["frames"], out_dir / "rollout_rti.gif")
     finally:
         torch.set_num_threads(threads)
@@ -215,8 +223,9 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
     markdown = "\n".join(
         [
             f"Scripted demonstrations ({stats['episodes']} episodes, bimodal: left or right of the obstacle), a short "
-            "training of `dp_pointmass_tiny`, then the same checkpoint driven by DDPM-100, DDIM-10 and RTI [2, 1, 0] "
-            "(one action per step, gripper clip). See docs/robotics.md for the benchmark.",
+            "training of `dp_pointmass_tiny`, then the same checkpoint driven by DDPM-100, DDIM-10, RTI [2, 1, 0] and "
+            f"RTI from the offline K' = {k_prime} (one action per step, gripper clip; the GIF shows the latter). See "
+            "docs/robotics.md for the benchmark.",
             "",
             format_table(rows, title),
             "",
@@ -284,7 +293,12 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                     help="how a step list with gaps is run: the core's stepping between listed levels "
                     "(consistent, default) or one t -> t-1 update per listed t (official RTI-DP code)")  # fmt: skip
     ev.add_argument("--gripper", choices=("clip", "scale"), help="RTI's gripper handling (default: the config's)")
-    ev.add_argument("--choose-k", action="store_true", help="also print the offline choice of K'")
+    ev.add_argument(
+        "--choose-k",
+        action="store_true",
+        help="choose K' offline (RTI-DP: the level whose forward-diffusion mean is nearest the shifted guess, over 2 "
+        "DDPM rollouts) and run RTI from K' down to 0 with as many steps as --rti-steps",
+    )
     ev.add_argument("--out", help="also write metrics.json and report.md here")
     add_json_flag(ev)
     ev.set_defaults(func=cmd_evaluate)

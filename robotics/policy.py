@@ -25,7 +25,7 @@ from diffusekit.core import GaussianDiffusion, NoiseSchedule, make_timesteps
 from diffusekit.robotics.models import ConditionalUnet1D
 from diffusekit.robotics.normalizer import LinearNormalizer
 
-__all__ = ["DiffusionPolicy", "rti_error_factors", "select_start_step", "shift_chunk"]
+__all__ = ["DiffusionPolicy", "rti_error_factors", "rti_step_list", "select_start_step", "shift_chunk"]
 
 
 def shift_chunk(chunk: torch.Tensor) -> torch.Tensor:
@@ -40,6 +40,12 @@ def select_start_step(diffusion: GaussianDiffusion, clean: torch.Tensor, guess: 
     means = ab.sqrt()[:, None, None, None] * clean[None]
     distance = ((means - guess[None]) ** 2).flatten(2).mean(-1).mean(-1)
     return int(distance.argmin())
+
+
+def rti_step_list(start: int, calls: int = 3) -> tuple[int, ...]:
+    """``calls`` levels from K' = ``start`` down to 0, evenly spaced (duplicates dropped): 18 -> (18, 9, 0)."""
+    levels = sorted({int(round(v)) for v in torch.linspace(start, 0, max(calls, 1)).tolist()}, reverse=True)
+    return tuple(levels) if levels[-1] == 0 else (*levels, 0)
 
 
 def rti_error_factors(schedule: NoiseSchedule, lipschitz: float) -> torch.Tensor:

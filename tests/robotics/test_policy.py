@@ -104,3 +104,12 @@ def test_a_short_training_fits_two_demonstrated_chunks():
     policy.eval()
     sample = policy.predict_chunk(obs[:2], "ddpm", None, torch.Generator().manual_seed(0))
     assert float((sample - action[:2]).abs().mean()) < 0.2  # each observation gets its own chunk back
+
+
+def test_rti_step_list_spans_the_chosen_level():
+    from diffusekit.robotics.policy import rti_step_list
+
+    assert rti_step_list(18) == (18, 9, 0)
+    assert rti_step_list(2) == (2, 1, 0)
+    assert rti_step_list(7, 2) == (7, 0)
+    assert rti_step_list(0) == (0,)
