@@ -1,1 +1,1 @@
-"""diffusekit.pose: DiffPose (video 2D pose) and DDHPose (3D lifting) (not yet implemented; see the README)."""
+"""diffusekit.pose: DiffPose (video 2D pose, docs/pose.md) and DDHPose (3D lifting, docs/pose3d.md)."""

@@ -1,1 +1,4 @@
-"""diffusekit.robotics: Diffusion Policy with Real-Time Iteration (not yet implemented; see the README)."""
+"""diffusekit.robotics: Diffusion Policy with Real-Time Iteration (RTI-DP) on Push-T and a point-mass task.
+
+See docs/robotics.md.
+"""
