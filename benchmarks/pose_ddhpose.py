@@ -17,60 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from diffusekit.core.cli import json_ready
-from diffusekit.core.engine import train_on_data
-from diffusekit.pose.cli import build_model, load_model, load_pose_config
-from diffusekit.pose.lifting import LiftingClips, load_sequences
+from diffusekit.core.engine import train_for_budget
+from diffusekit.pose.cli import load_model, load_pose_config
+from diffusekit.pose.lifting import load_sequences
 from diffusekit.pose.lifting_cli import write_synthetic
 from diffusekit.pose.lifting_eval import evaluate_lifting, format_lifting_report
 
 CONFIGS = ("ddhpose_tiny", "ddhpose_regressor_tiny")
-
-
-def seconds_per_iteration(config: str, data: Path, iters: int = 15) -> float:
-    """Wall time of one training step (forward, backward, AdamW) of ``config`` on real batches."""
-    cfg = load_pose_config(config, method="ddhpose")
-    model = build_model(cfg).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    dataset = dict(cfg.train_dataloader.dataset)
-    dataset.pop("type")
-    dataset["data_root"] = str(data)
-    batches = iter(DataLoader(LiftingClips(**dataset), batch_size=cfg.train_dataloader.batch_size, shuffle=True))
-    times = []
-    for _ in range(iters):
-        batch = next(batches)
-        start = time.perf_counter()
-        loss = model(batch["keypoints_2d"], batch["pose_3d"], mode="loss")["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return float(sorted(times[3:])[len(times[3:]) // 2])
-
-
-def train_for(config: str, data: Path, work_dir: Path, minutes: float) -> tuple[Path, int, float]:
-    per_iter = seconds_per_iteration(config, data)
-    iters = max(50, int(minutes * 60 / (per_iter * 1.15)))  # data loading and hooks cost ~15% on top
-    options = [f"train_cfg.max_iters={iters}", f"time_limit={minutes * 60}", "checkpoint_interval=2000"]
-    cfg = load_pose_config(config, options, "ddhpose")
-    cfg.param_scheduler = [
-        dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=50),
-        dict(type="CosineAnnealingLR", by_epoch=False, begin=50, end=iters, eta_min=1e-5),
-    ]
-    print(f"{config}: {per_iter:.3f} s per step -> {iters} iterations planned", flush=True)
-    start = time.perf_counter()
-    weights = train_on_data(cfg, data, work_dir / config, seed=0)
-    seconds = time.perf_counter() - start
-    done = int(torch.load(weights, weights_only=True)["meta"]["iter"])
-    print(f"{config}: {done} iterations in {seconds:.0f} s", flush=True)
-    return weights, done, seconds
 
 
 def main() -> None:
@@ -84,7 +43,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     data = write_synthetic(out / "data", "h36m", args.size, seed=0)
-    trained = {config: train_for(config, data, out, args.minutes) for config in CONFIGS}
+    trained = {c: train_for_budget(load_pose_config(c, method="ddhpose"), data, out / c, args.minutes) for c in CONFIGS}
 
     sequences = load_sequences(str(data), "test", "h36m", "det")
     if args.eval_frames:

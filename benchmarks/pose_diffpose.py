@@ -18,63 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, default_collate
 
 from diffusekit.core.cli import json_ready
-from diffusekit.core.engine import train_on_data
-from diffusekit.pose.cli import build_model, eval_crops, inference_settings, load_model, load_pose_config
-from diffusekit.pose.datasets import PoseTrackClips
+from diffusekit.core.engine import train_for_budget
+from diffusekit.pose.cli import eval_crops, inference_settings, load_model, load_pose_config
 from diffusekit.pose.inference import evaluate_dataset
 from diffusekit.pose.synthetic import write_posetrack
 
 CONFIGS = ("diffpose_tiny", "heatmap_baseline_tiny")
 GRID = [(steps, samples) for samples in (1, 5) for steps in (1, 2, 5, 10)]
-
-
-def seconds_per_iteration(config: str, data: Path, iters: int = 15) -> float:
-    """Wall time of one training step (forward, backward, AdamW) of ``config`` on real batches."""
-    cfg = load_pose_config(config)
-    model = build_model(cfg).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    dataset = dict(cfg.train_dataloader.dataset)
-    dataset.pop("type")
-    dataset["data_root"] = str(data)
-    loader = DataLoader(PoseTrackClips(**dataset), batch_size=cfg.train_dataloader.batch_size, shuffle=True,
-                        collate_fn=default_collate)  # fmt: skip
-    batches = iter(loader)
-    times = []
-    for _ in range(iters):
-        batch = next(batches)
-        start = time.perf_counter()
-        loss = sum(model(batch["clip"], batch["heatmaps"], batch["weights"], mode="loss").values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return float(sorted(times[3:])[len(times[3:]) // 2])
-
-
-def train_for(config: str, data: Path, work_dir: Path, minutes: float) -> tuple[Path, int, float]:
-    per_iter = seconds_per_iteration(config, data)
-    # data loading and hooks cost ~15% on top of the timed step
-    iters = max(50, int(minutes * 60 / (per_iter * 1.15)))
-    options = [f"train_cfg.max_iters={iters}", f"time_limit={minutes * 60}", "checkpoint_interval=1000"]
-    cfg = load_pose_config(config, options)
-    cfg.param_scheduler = [
-        dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=50),
-        dict(type="CosineAnnealingLR", by_epoch=False, begin=50, end=iters, eta_min=1e-5),
-    ]
-    print(f"{config}: {per_iter:.3f} s per step -> {iters} iterations planned", flush=True)
-    start = time.perf_counter()
-    weights = train_on_data(cfg, data, work_dir / config, seed=0)
-    seconds = time.perf_counter() - start
-    done = int(torch.load(weights, weights_only=True)["meta"]["iter"])
-    print(f"{config}: {done} iterations in {seconds:.0f} s", flush=True)
-    return weights, done, seconds
 
 
 def main() -> None:
@@ -87,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     data = write_posetrack(out / "data", args.size, seed=0)
-    trained = {config: train_for(config, data, out, args.minutes) for config in CONFIGS}
+    trained = {c: train_for_budget(load_pose_config(c), data, out / c, args.minutes) for c in CONFIGS}
 
     rows = []
     for config, (weights, iters, seconds) in trained.items():

@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from diffusekit.core.cli import json_ready
-from diffusekit.core.engine import train_on_data
+from diffusekit.core.engine import train_for_budget
 from diffusekit.robotics.cli import format_table, load_policy, load_robotics_config, with_data
 from diffusekit.robotics.control import ControlSettings, choose_start_step, evaluate_policy
-from diffusekit.robotics.dataset import ActionWindows
 from diffusekit.robotics.envs import make_env
 from diffusekit.robotics.policy import rti_step_list
 from diffusekit.robotics.synthetic import collect
@@ -46,42 +43,9 @@ MODES = [
 ]
 
 
-def seconds_per_iteration(cfg, iters: int = 12) -> float:
-    from mmengine.registry import MODELS
-
-    model = MODELS.build(cfg.model).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    spec = dict(cfg.train_dataloader.dataset)
-    spec.pop("type")
-    batches = iter(DataLoader(ActionWindows(**spec), batch_size=cfg.train_dataloader.batch_size, shuffle=True))
-    times = []
-    for _ in range(iters):
-        batch = next(batches)
-        start = time.perf_counter()
-        loss = model(batch["obs"], batch["action"], mode="loss")["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return float(sorted(times[3:])[len(times[3:]) // 2])
-
-
 def train_for(config: str, task: str, data: Path, work_dir: Path, minutes: float):
     cfg = with_data(load_robotics_config(config, task=task), data)
-    cfg.train_dataloader.dataset["data_root"] = str(data)
-    per_iter = seconds_per_iteration(cfg)
-    iters = max(100, int(minutes * 60 / (per_iter * 1.15)))  # data loading and hooks cost ~15% on top
-    cfg.merge_from_dict({"train_cfg.max_iters": iters, "time_limit": minutes * 60, "checkpoint_interval": 5000})
-    cfg.param_scheduler = [
-        dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
-        dict(type="CosineAnnealingLR", by_epoch=False, begin=100, end=iters, eta_min=1e-5),
-    ]
-    print(f"{config}: {per_iter:.3f} s per step -> {iters} iterations planned", flush=True)
-    start = time.perf_counter()
-    weights = train_on_data(cfg, data, work_dir / config, seed=0)
-    seconds = time.perf_counter() - start
-    done = int(torch.load(weights, weights_only=True)["meta"]["iter"])
-    print(f"{config}: {done} iterations in {seconds:.0f} s", flush=True)
+    weights, done, seconds = train_for_budget(cfg, data, work_dir / config, minutes, warmup=100)
     return load_policy(cfg, weights), cfg, done, seconds
 
 
