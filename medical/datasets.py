@@ -7,7 +7,6 @@ predictions can be written back on the same grid); `EchoSegmentation` turns them
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from mmengine.registry import DATASETS
 from torch.utils.data import Dataset
 
 from diffusekit.core.errors import DataError
+from diffusekit.core.progress import ProgressLine
 from diffusekit.medical.camus import camus_patients, label_mask, load_camus_case
 from diffusekit.medical.echonet import read_echonet_tracings, read_file_list, read_video
 from diffusekit.medical.transforms import to_network
@@ -95,12 +95,11 @@ def echonet_frames(root: str | Path, split: str | None = "TRAIN") -> list[EchoFr
         (name, ef) for name, ef in zip(files["FileName"].astype(str), files["EF"], strict=True) if name in tracings
     ]
     # (videos with fewer than two traced frames are dropped, as the official loader does)
+    progress = ProgressLine(enabled=len(traced) >= 200)  # the full set takes minutes
     for count, (name, ef) in enumerate(traced, start=1):
         path = root / "Videos" / f"{name}.avi"
         video = read_video(path)
-        if len(traced) >= 200 and (count % 200 == 0 or count == len(traced)):  # the full set takes minutes
-            print(f"\rreading EchoNet videos: {count}/{len(traced)}", end="\n" if count == len(traced) else "",
-                  file=sys.stderr, flush=True)  # fmt: skip
+        progress.update(f"reading EchoNet videos: {count}/{len(traced)}")
         for phase, tracing in zip(("ED", "ES"), tracings[name], strict=True):
             if not 0 <= tracing.frame < len(video):
                 raise DataError(f"traced frame {tracing.frame} beyond the video's {len(video)} frames", path)
@@ -109,6 +108,7 @@ def echonet_frames(root: str | Path, split: str | None = "TRAIN") -> list[EchoFr
             frames.append(
                 EchoFrame(f"{name}_{phase}", image, mask, (1.0, 1.0), "px", name, "A4C", phase, path, float(ef))
             )
+    progress.finish()
     if not frames:
         raise DataError(f"no traced videos in split {split!r}", root / "FileList.csv")
     return frames

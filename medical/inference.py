@@ -10,7 +10,6 @@ the dataset's EF.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from diffusekit.core.progress import ProgressLine
 from diffusekit.medical.cardiac import biplane_volume, ejection_fraction
 from diffusekit.medical.datasets import EchoFrame
 from diffusekit.medical.echo_dnd import EchoDND
@@ -74,6 +74,7 @@ def predict_frames(
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(settings.seed)
     out, start, evaluations = [], time.perf_counter(), 0
+    line = ProgressLine(enabled=progress)
     for first in range(0, len(frames), settings.batch_size):
         batch = frames[first : first + settings.batch_size]
         images = torch.stack([to_network(f.image, size)[0] for f in batch]).to(device)
@@ -98,12 +99,9 @@ def predict_frames(
             prob = to_native(probability[i, 0].cpu(), shape)
             mask = postprocess_mask(prob, settings.threshold, settings.opening_radius)
             out.append(FramePrediction(frame, prob, mask, to_native(uncertainty[i, 0].cpu(), shape)))
-        if progress:
-            done = len(out)
-            rate = done / (time.perf_counter() - start)
-            print(f"\rsegmented {done}/{len(frames)} frames, {rate:.2f} frames/s", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+        rate = len(out) / (time.perf_counter() - start)
+        line.update(f"segmented {len(out)}/{len(frames)} frames, {rate:.2f} frames/s")
+    line.finish()
     seconds = time.perf_counter() - start
     return out, {"seconds": seconds, "seconds_per_image": seconds / max(1, len(frames)), "evaluations": evaluations}
 

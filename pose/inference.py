@@ -3,7 +3,6 @@ PoseTrack AP of a whole split (predictions written as per-video PoseTrack18 JSON
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 
+from diffusekit.core.progress import ProgressLine
 from diffusekit.pose.codec import invert, transform_points
 from diffusekit.pose.datasets import ClipCrops
 from diffusekit.pose.metrics import posetrack_ap_videos
@@ -49,6 +49,7 @@ def predict_people(
     people = [[[] for _ in video.frames] for video in crops.videos]
     generator = torch.Generator().manual_seed(seed)
     start, done = time.perf_counter(), 0
+    line = ProgressLine(enabled=progress)
     for batch in loader:
         clip = batch["clip"].to(device)
         heatmaps = model.predict_heatmaps(
@@ -74,11 +75,9 @@ def predict_people(
                            float(person_score))
             )  # fmt: skip
         done += len(clip)
-        if progress:
-            rate = done / max(time.perf_counter() - start, 1e-9)
-            print(f"\rpredicting: {done}/{len(crops)} people ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        line.update(f"predicting: {done}/{len(crops)} people ({rate:.1f}/s)")
+    line.finish()
     seconds = time.perf_counter() - start
     return people, {"seconds": seconds, "people_per_second": len(crops) / max(seconds, 1e-9)}
 

@@ -12,6 +12,7 @@ oracles every hypothesis is Procrustes-aligned first.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from diffusekit.core.progress import ProgressLine
 from diffusekit.pose.h36m import LiftingSequence
 from diffusekit.pose.lifting import eval_windows, joint_layout, normalized_2d, root_relative, window
 from diffusekit.pose.metrics3d import AUC_THRESHOLDS, MPI3DHP_EVAL_JOINTS, procrustes_align, project_to_2d
@@ -105,12 +107,12 @@ def evaluate_lifting(
     per_frame: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     seconds: dict[int, float] = {}
     frames = sum(int(s.valid.sum()) if s.valid is not None else len(s.keypoints_2d) for s in sequences)
+    line = ProgressLine(sys.stdout, enabled=progress)
     for k in steps:
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
         for n, sequence in enumerate(sequences):
-            if progress:
-                print(f"\r  K={k}, H={h_max}: sequence {n + 1}/{len(sequences)} {sequence.name}", end="", flush=True)
+            line.update(f"  K={k}, H={h_max}: sequence {n + 1}/{len(sequences)} {sequence.name}")
             pred = predict_sequence(model, sequence, h_max, k, flip, batch_size, generator).astype(np.float64) * 1000
             gt = root_relative(sequence.pose_3d, root).astype(np.float64) * 1000
             if sequence.valid is not None:
@@ -130,8 +132,7 @@ def evaluate_lifting(
                         bucket["pck"].append(100 * (scored < 150).mean(-1))
                         bucket["auc"].append(100 * np.mean([(scored < t).mean(-1) for t in AUC_THRESHOLDS], axis=0))
         seconds[k] = time.perf_counter() - start
-        if progress:
-            print(f"\r  K={k}, H={h_max}: {len(sequences)} sequences, {frames / seconds[k]:.1f} frames/s" + " " * 30)
+        line.finish(f"  K={k}, H={h_max}: {len(sequences)} sequences, {frames / seconds[k]:.1f} frames/s")
     rows, per_action = [], {}
     for (k, h, name), groups in per_frame.items():
         table = {g: {m: float(np.concatenate(v).mean()) for m, v in metrics.items()} for g, metrics in groups.items()}

@@ -11,6 +11,7 @@ RTI-DP scheme, rollouts and the success / score / cost figures of an evaluation.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from diffusekit.core.progress import ProgressLine
 from diffusekit.robotics.policy import DiffusionPolicy, shift_chunk
 
 __all__ = ["ControlSettings", "PolicyRunner", "choose_start_step", "evaluate_policy", "rollout"]
@@ -156,14 +158,12 @@ def evaluate_policy(
     """Seeded episodes ``seed, seed + 1, ...``: success rate, mean score, network evaluations and milliseconds per
     control step (RTI's first full inference excluded and reported apart)."""
     runner = PolicyRunner(policy, settings, torch.Generator().manual_seed(seed))
-    results = []
+    results, line = [], ProgressLine(sys.stdout, enabled=progress)
     for i in range(episodes):
         results.append(rollout(env, runner, seed + i))
-        if progress:
-            done = sum(r["success"] for r in results)
-            print(f"\r  {settings.label}: episode {i + 1}/{episodes}, success {done}/{i + 1}", end="", flush=True)
-    if progress:
-        print()
+        successes = sum(r["success"] for r in results)
+        line.update(f"  {settings.label}: episode {i + 1}/{episodes}, success {successes}/{i + 1}")
+    line.finish()
     st = runner.stats
     return {
         "label": settings.label,
