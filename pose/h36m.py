@@ -5,7 +5,7 @@ float32 (N, 32, 3)}} in world coordinates (metres); ``data_2d_h36m_<source>.npz`
 {subject: {action: [4 arrays (N, 17, 2), pixels, one per camera in `CAMERA_IDS` order]}} and ``metadata`` =
 {"layout_name": "h36m", "num_joints": 17, "keypoints_symmetry": [...]}. Both store those dicts as *pickled* object
 arrays, and unpickling a file can run arbitrary code. So the loaders read, by default, only the flat layout written
-by `convert_npz` (``<stem>.flat.npz`` next to the original), which ``np.load(..., allow_pickle=False)`` reads:
+by `npz_tree.convert_npz` (``<stem>.flat.npz`` next to the original), which ``np.load(..., allow_pickle=False)`` reads:
 
 - every array leaf of the nested dicts / lists under its ``/``-joined path, e.g. ``positions_3d/S1/Walking 1`` and
   ``positions_2d/S1/Walking 1/0`` .. ``/3`` (list items by index, dict keys as ``str(key)``);
@@ -18,34 +18,37 @@ Opening a pickled file takes ``allow_pickle=True`` (only for files you trust) or
 from __future__ import annotations
 
 import json
-import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from diffusekit.core.checkpoint import atomic_savez
 from diffusekit.core.errors import DataError
 from diffusekit.pose.camera import CAMERA_IDS, Camera, h36m_camera, world_to_camera
+from diffusekit.pose.npz_tree import (
+    convert_npz,
+    numeric_array,
+    pick_file,
+    read_npz,
+    top_key,
+    tree_items,
+    tree_mapping,
+)
 from diffusekit.pose.skeleton import H36M_KEEP
 
 __all__ = [
     "ACTION_ALIASES",
-    "FLAT_FORMAT",
     "H36M_TEST_SUBJECTS",
     "H36M_TRAIN_SUBJECTS",
     "LiftingSequence",
     "canonical_action",
-    "convert_npz",
     "convert_videopose3d",
-    "flat_path",
     "h36m_files",
     "load_h36m",
     "load_split",
     "positions_2d_from_tree",
-    "read_npz",
     "read_positions_2d",
     "read_positions_3d",
 ]
@@ -54,11 +57,6 @@ H36M_TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 H36M_TEST_SUBJECTS = ("S9", "S11")
 # raw Human3.6M action names -> VideoPose3D's canonical ones (any suffix such as " 1" is kept)
 ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog"}
-FLAT_FORMAT = "diffusekit-flat-npz/1"
-_CONVERT_HINT = (
-    "run `diffusekit pose convert {path}` once to write a pickle-free copy, or pass --allow-pickle "
-    "(allow_pickle=True in Python; unpickling can execute arbitrary code: only for files you trust)"
-)
 
 
 @dataclass
@@ -95,201 +93,21 @@ def canonical_action(name: str) -> str:
     return ACTION_ALIASES.get(base, base) + sep + suffix
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# npz trees: reading (pickled or flat) and converting
-
-
-def _has_arrays(value: Any) -> bool:
-    if isinstance(value, np.ndarray):
-        return value.dtype != object or any(_has_arrays(v) for v in value.ravel())
-    if isinstance(value, dict):
-        return any(_has_arrays(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_arrays(v) for v in value)
-    return False
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _flatten(value: Any, key: str, out: dict[str, np.ndarray], json_keys: list[str], path: Path) -> None:
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        value = value.item() if value.ndim == 0 else list(value)
-    if isinstance(value, np.ndarray):
-        out[key] = value
-    elif isinstance(value, (dict, list, tuple)) and key and not _has_arrays(value):
-        try:
-            out[key] = np.array(json.dumps(value, default=_json_default))
-        except TypeError as err:
-            raise DataError(f"key {key!r}: cannot store {err}", path) from None
-        json_keys.append(key)
-    elif isinstance(value, (dict, list, tuple)):
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for name, item in items:
-            name = str(name)
-            if "/" in name or not name:
-                raise DataError(f"key {key + '/' + name!r}: names may not be empty or contain '/'", path)
-            _flatten(item, f"{key}/{name}" if key else name, out, json_keys, path)
-    elif isinstance(value, (str, int, float, bool, np.generic)):
-        out[key] = np.array(value)
-    elif value is not None:
-        raise DataError(f"key {key!r}: cannot store a {type(value).__name__}", path)
-
-
-def _open_zip(path: Path, allow_pickle: bool):
-    if not path.is_file():
-        raise DataError("file not found", path)
-    if not zipfile.is_zipfile(path):
-        raise DataError("not an .npz file (not a zip archive)", path)
-    try:
-        return np.load(path, allow_pickle=allow_pickle)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"cannot read the npz archive ({err})", path) from None
-
-
-def read_npz(path: str | Path, allow_pickle: bool = False) -> dict[str, Any]:
-    """The nested dict stored in an npz file, pickled (needs ``allow_pickle=True``) or flat.
-
-    Flat files come back as nested dicts (list items keyed "0", "1", ...); pickled object arrays are unpickled.
-    """
-    path = Path(path)
-    archive = _open_zip(path, allow_pickle)
-    tree: dict[str, Any] = {}
-    with archive:
-        names = list(archive.files)
-        json_keys: set[str] = set()
-        if "__json__" in names:
-            try:
-                json_keys = {str(k) for k in np.atleast_1d(archive["__json__"])}
-            except (ValueError, OSError, zipfile.BadZipFile) as err:
-                raise DataError(f"key '__json__' is unreadable ({err})", path) from None
-        for name in names:
-            if name in ("__json__", "__format__"):
-                continue
-            try:
-                value: Any = archive[name]
-            except ValueError as err:
-                if "pickle" in str(err):
-                    raise DataError(
-                        f"key {name!r} holds pickled Python objects; " + _CONVERT_HINT.format(path=path), path
-                    ) from None
-                raise DataError(f"key {name!r} is unreadable ({err})", path) from None
-            except (OSError, EOFError, zipfile.BadZipFile) as err:
-                raise DataError(f"key {name!r} is unreadable ({err})", path) from None
-            except Exception as err:  # unpickling failures raise anything
-                raise DataError(f"key {name!r} is unreadable ({type(err).__name__}: {err})", path) from None
-            if value.dtype == object:
-                value = value.item() if value.ndim == 0 else list(value)
-            elif name in json_keys:
-                try:
-                    value = json.loads(str(value))
-                except json.JSONDecodeError as err:
-                    raise DataError(f"key {name!r} is not valid JSON ({err})", path) from None
-            node = tree
-            *parents, leaf = name.split("/")
-            for part in parents:
-                child = node.setdefault(part, {})
-                if not isinstance(child, dict):
-                    raise DataError(f"key {name!r} nests under the array {part!r}", path)
-                node = child
-            if isinstance(node.get(leaf), dict):
-                raise DataError(f"key {name!r} is both an array and a group", path)
-            node[leaf] = value
-    return tree
-
-
-def flat_path(path: str | Path) -> Path:
-    """The default converted file next to ``path``: ``data_3d_h36m.npz`` -> ``data_3d_h36m.flat.npz``."""
-    path = Path(path)
-    stem = path.name[:-4] if path.name.endswith(".npz") else path.name
-    return path.with_name(stem + ".flat.npz")
-
-
-def convert_npz(src: str | Path, dst: str | Path | None = None) -> Path:
-    """Rewrite a (pickled) npz of nested dicts / lists of arrays as a flat, pickle-free npz; returns its path.
-
-    This unpickles ``src`` (it is what the user asks for by converting): convert only files you trust. The write is
-    atomic (`core.checkpoint.atomic_savez`).
-    """
-    src = Path(src)
-    dst = flat_path(src) if dst is None else Path(dst)
-    if dst.resolve() == src.resolve():
-        raise DataError("the converted file would overwrite its source; give another destination", src)
-    tree = read_npz(src, allow_pickle=True)
-    flat: dict[str, np.ndarray] = {}
-    json_keys: list[str] = []
-    _flatten(tree, "", flat, json_keys, src)
-    flat["__format__"] = np.array(FLAT_FORMAT)
-    flat["__json__"] = np.array(json_keys, dtype=str)
-    return atomic_savez(dst, flat)
-
-
 def convert_videopose3d(src: str | Path, dst: str | Path | None = None) -> Path:
     """Convert a published VideoPose3D file (``data_3d_h36m.npz``, ``data_2d_h36m_*.npz``) to the flat layout."""
     return convert_npz(src, dst)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# validation helpers shared by the readers
-
-
-def _items(node: Any) -> list[tuple[str, Any]]:
-    """(name, child) pairs of a dict or list; dicts with all-digit names (flattened lists) in numeric order."""
-    if isinstance(node, dict):
-        items = [(str(k), v) for k, v in node.items()]
-        if items and all(k.isdigit() for k, _ in items):
-            items.sort(key=lambda kv: int(kv[0]))
-        return items
-    if isinstance(node, (list, tuple)):
-        return [(str(i), v) for i, v in enumerate(node)]
-    return []
-
-
-def _child(node: Any, name: str, key: str, path: Path) -> Any:
-    for k, v in _items(node):
-        if k == name:
-            return v
-    raise DataError(f"missing key {key!r}", path)
-
-
-def _mapping(node: Any, key: str, path: Path) -> Any:
-    if not isinstance(node, (dict, list, tuple)):
-        raise DataError(f"key {key!r}: expected a dict, got {type(node).__name__}", path)
-    return node
-
-
-def _array(value: Any, key: str, path: Path, joints: Sequence[int], dims: Sequence[int]) -> np.ndarray:
-    """A finite float array (N, J, D) with J in ``joints`` and D in ``dims``."""
-    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
-        raise DataError(f"key {key!r}: expected a numeric array, got {type(value).__name__}", path)
-    if value.ndim != 3 or value.shape[1] not in joints or value.shape[2] not in dims:
-        want = " or ".join(f"(N, {j}, {'|'.join(map(str, dims))})" for j in joints)
-        raise DataError(f"key {key!r}: expected shape {want}, got {value.shape}", path)
-    if not np.isfinite(value).all():
-        raise DataError(f"key {key!r}: contains NaN or inf", path)
-    return value
-
-
-def _top(tree: dict[str, Any], key: str, path: Path, what: str) -> Any:
-    if key not in tree:
-        found = ", ".join(sorted(tree)[:8]) or "none"
-        raise DataError(f"missing key {key!r}: not a {what} file (keys: {found})", path)
-    return _mapping(tree[key], key, path)
-
-
 def read_positions_3d(path: str | Path, allow_pickle: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """``positions_3d`` of a 3D file: {subject: {canonical action: float32 (N, 17, 3)}}, world metres."""
     path = Path(path)
-    root = _top(read_npz(path, allow_pickle), "positions_3d", path, "VideoPose3D 3D")
+    root = top_key(read_npz(path, allow_pickle), "positions_3d", path, "VideoPose3D 3D")
     out: dict[str, dict[str, np.ndarray]] = {}
-    for subject, actions in _items(root):
-        _mapping(actions, f"positions_3d/{subject}", path)
-        for action, value in _items(actions):
+    for subject, actions in tree_items(root):
+        tree_mapping(actions, f"positions_3d/{subject}", path)
+        for action, value in tree_items(actions):
             key = f"positions_3d/{subject}/{action}"
-            pose = _array(value, key, path, (32, 17), (3,))
+            pose = numeric_array(value, key, path, (32, 17), (3,))
             if pose.shape[1] == 32:
                 pose = pose[:, list(H36M_KEEP)]
             out.setdefault(subject, {})[canonical_action(action)] = pose.astype(np.float32)
@@ -307,7 +125,7 @@ def read_positions_2d(path: str | Path, allow_pickle: bool = False) -> dict[str,
 
 def positions_2d_from_tree(tree: dict[str, Any], path: Path) -> dict[str, dict[str, list[np.ndarray]]]:
     """`read_positions_2d` on a tree already read with `read_npz` (``path`` names the file in errors)."""
-    root = _top(tree, "positions_2d", path, "VideoPose3D 2D")
+    root = top_key(tree, "positions_2d", path, "VideoPose3D 2D")
     metadata = tree.get("metadata", {})
     if isinstance(metadata, np.ndarray):  # a plain string (e.g. written by hand)
         try:
@@ -323,14 +141,14 @@ def positions_2d_from_tree(tree: dict[str, Any], path: Path) -> dict[str, dict[s
     if int(np.asarray(num_joints)) != 17:
         raise DataError(f"key 'metadata/num_joints' is {num_joints}, expected 17", path)
     out: dict[str, dict[str, list[np.ndarray]]] = {}
-    for subject, actions in _items(root):
-        _mapping(actions, f"positions_2d/{subject}", path)
-        for action, views in _items(actions):
+    for subject, actions in tree_items(root):
+        tree_mapping(actions, f"positions_2d/{subject}", path)
+        for action, views in tree_items(actions):
             key = f"positions_2d/{subject}/{action}"
-            views = _items(_mapping(views, key, path))
+            views = tree_items(tree_mapping(views, key, path))
             if len(views) != len(CAMERA_IDS):
                 raise DataError(f"key {key!r}: {len(views)} camera views, expected {len(CAMERA_IDS)}", path)
-            arrays = [_array(v, f"{key}/{i}", path, (17,), (2, 3))[..., :2].astype(np.float32) for i, v in views]
+            arrays = [numeric_array(v, f"{key}/{i}", path, (17,), (2, 3))[..., :2].astype(np.float32) for i, v in views]
             out.setdefault(subject, {})[canonical_action(action)] = arrays
     return out
 
@@ -339,21 +157,12 @@ def positions_2d_from_tree(tree: dict[str, Any], path: Path) -> dict[str, dict[s
 # Human3.6M
 
 
-def _pick(root: Path, stem: str) -> Path:
-    flat, published = root / f"{stem}.flat.npz", root / f"{stem}.npz"
-    if flat.is_file():
-        return flat
-    if published.is_file():
-        return published
-    raise DataError(f"neither {flat.name} nor {published.name} is in this folder", root)
-
-
 def h36m_files(root: str | Path, source: str = "cpn_ft_h36m_dbb") -> tuple[Path, Path]:
     """The 3D and 2D files of ``root``, preferring the flat copies (``*.flat.npz``) over the published ones."""
     root = Path(root)
     if not root.is_dir():
         raise DataError("Human3.6M data folder not found", root)
-    return _pick(root, "data_3d_h36m"), _pick(root, f"data_2d_h36m_{source}")
+    return pick_file(root, "data_3d_h36m"), pick_file(root, f"data_2d_h36m_{source}")
 
 
 def _camera_indices(cameras: Iterable[int | str] | None) -> list[int]:

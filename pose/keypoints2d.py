@@ -3,7 +3,7 @@
 Inputs (`read_keypoints_2d`):
 
 - ``.npz`` (pickle-free): ``keypoints`` (N, 17, 2) or (N, 17, 3) (the score column is dropped) already in the
-  Human3.6M order, with optional scalar ``width`` / ``height``; or a flat VideoPose3D 2D file (`h36m.convert_npz`),
+  Human3.6M order, with optional scalar ``width`` / ``height``; or a flat VideoPose3D 2D file (`npz_tree.convert_npz`),
   giving every subject / action / camera.
 - PoseTrack18 (or 17) JSON: one sequence per track id; COCO keypoints JSON (``images`` with ``width`` / ``height``,
   ``annotations`` with 51 ``keypoints`` numbers, ``image_id`` and an optional ``track_id``): one per track id.
@@ -31,7 +31,8 @@ import numpy as np
 
 from diffusekit.core.errors import DataError
 from diffusekit.pose.camera import CAMERA_IDS, H36M_SUBJECTS, h36m_camera
-from diffusekit.pose.h36m import positions_2d_from_tree, read_npz
+from diffusekit.pose.h36m import positions_2d_from_tree
+from diffusekit.pose.npz_tree import read_npz
 from diffusekit.pose.posetrack import KEYPOINTS as POSETRACK_KEYPOINTS
 from diffusekit.pose.posetrack import video_from_json
 from diffusekit.pose.skeleton import H36M_JOINTS

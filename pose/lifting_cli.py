@@ -62,7 +62,7 @@ def _figure(path: Path, sequence, hypotheses: np.ndarray, dataset: str, title: s
 
 def write_synthetic(out: str | Path, dataset: str = "h36m", size: str = "small", seed: int = 0) -> Path:
     """Synthetic data in the published (pickled) layout plus the pickle-free copies the loaders read."""
-    from diffusekit.pose.h36m import convert_npz
+    from diffusekit.pose.npz_tree import convert_npz
     from diffusekit.pose.synthetic3d import write_3dhp, write_h36m
 
     root = write_3dhp(out, seed=seed) if dataset == "3dhp" else write_h36m(out, size, seed)
@@ -80,7 +80,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from diffusekit.pose.h36m import convert_npz, flat_path
+    from diffusekit.pose.npz_tree import convert_npz, flat_path
 
     for path in args.files:
         target = Path(args.out) / flat_path(path).name if args.out else None

@@ -24,7 +24,8 @@ import numpy as np
 
 from diffusekit.core.errors import DataError
 from diffusekit.pose.camera import Camera
-from diffusekit.pose.h36m import LiftingSequence, _array, _items, _pick, _top, convert_npz, read_npz
+from diffusekit.pose.h36m import LiftingSequence
+from diffusekit.pose.npz_tree import convert_npz, numeric_array, pick_file, read_npz, top_key, tree_items
 
 __all__ = ["MPI3DHP_SIZES", "convert_3dhp", "load_3dhp", "mpi3dhp_camera", "mpi3dhp_file"]
 
@@ -61,17 +62,17 @@ def mpi3dhp_file(root: str | Path, split: str = "test") -> Path:
     root = Path(root)
     if not root.is_dir():
         raise DataError("MPI-INF-3DHP data folder not found", root)
-    return _pick(root, f"data_{split}_3dhp_ori")
+    return pick_file(root, f"data_{split}_3dhp_ori")
 
 
 def _pair(node: Any, key: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(2D pixels float32 (N, 17, 2), 3D metres float32 (N, 17, 3)) of one record, lengths checked."""
-    fields = dict(_items(node))
+    fields = dict(tree_items(node))
     for name in ("data_3d", "data_2d"):
         if name not in fields:
             raise DataError(f"missing key {key + '/' + name!r}", path)
-    pose = _array(fields["data_3d"], f"{key}/data_3d", path, (17,), (3,))
-    points = _array(fields["data_2d"], f"{key}/data_2d", path, (17,), (2, 3))
+    pose = numeric_array(fields["data_3d"], f"{key}/data_3d", path, (17,), (3,))
+    points = numeric_array(fields["data_2d"], f"{key}/data_2d", path, (17,), (2, 3))
     if len(points) != len(pose):
         raise DataError(f"key {key + '/data_2d'!r}: {len(points)} frames but data_3d has {len(pose)}", path)
     return points[..., :2].astype(np.float32), (pose / 1000.0).astype(np.float32)
@@ -79,12 +80,12 @@ def _pair(node: Any, key: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _views(node: Any, key: str, path: Path) -> tuple[list[tuple[str, Any]], str]:
     """The camera dict of a training sequence, unwrapping D3DP's one-element list."""
-    items = _items(node)
+    items = tree_items(node)
     if not items:
         raise DataError(f"key {key!r}: no camera views", path)
-    first = dict(_items(items[0][1]))
+    first = dict(tree_items(items[0][1]))
     if "data_3d" not in first:  # [ {camera: record} ]
-        return _items(items[0][1]), f"{key}/{items[0][0]}"
+        return tree_items(items[0][1]), f"{key}/{items[0][0]}"
     return items, key
 
 
@@ -95,13 +96,13 @@ def load_3dhp(root: str | Path, split: str = "test", allow_pickle: bool = False)
     "cam<k>", no camera. Test: one per TS1-TS6 with its ``valid`` frame mask and intrinsics (`mpi3dhp_camera`).
     """
     path = mpi3dhp_file(root, split)
-    data = _top(read_npz(path, allow_pickle), "data", path, f"3DHP {split}")
+    data = top_key(read_npz(path, allow_pickle), "data", path, f"3DHP {split}")
     sequences = []
-    for name, node in _items(data):
+    for name, node in tree_items(data):
         key = f"data/{name}"
         if split == "test":
             points, pose = _pair(node, key, path)
-            fields = dict(_items(node))
+            fields = dict(tree_items(node))
             if "valid" not in fields:
                 raise DataError(f"missing key {key + '/valid'!r}", path)
             valid = np.asarray(fields["valid"])

@@ -16,7 +16,6 @@ from diffusekit.pose.h36m import (
     convert_videopose3d,
     load_h36m,
     load_split,
-    read_npz,
 )
 from diffusekit.pose.keypoints2d import (
     coco_to_h36m,
@@ -25,6 +24,7 @@ from diffusekit.pose.keypoints2d import (
     read_keypoints_2d,
 )
 from diffusekit.pose.mpi3dhp import convert_3dhp, load_3dhp
+from diffusekit.pose.npz_tree import read_npz
 from diffusekit.pose.posetrack import KEYPOINTS
 from diffusekit.pose.skeleton import (
     H36M_KEEP,
