@@ -62,9 +62,8 @@ def load_policy(cfg: Config, checkpoint: str | Path, env=None):
     except KeyError as missing:
         raise DataError(f"not a Diffusion Policy checkpoint (no {missing})", path) from None
     obs_dim, action_dim = len(stats["obs_low"]), len(stats["action_low"])
-    if env is not None and (obs_dim, action_dim) != (env.obs_dim, env.action_dim):
-        raise DataError(f"the checkpoint's policy has observation / action dims {obs_dim} / {action_dim}, the "
-                        f"{env.name} environment {env.obs_dim} / {env.action_dim}", path)  # fmt: skip
+    if env is not None:
+        require_dims(obs_dim, action_dim, env, path)
     spec = copy.deepcopy(cfg.model)
     spec.update(obs_dim=obs_dim, action_dim=action_dim, normalizer=stats)
     policy = load_weights(MODELS.build(spec), path)
@@ -72,14 +71,11 @@ def load_policy(cfg: Config, checkpoint: str | Path, env=None):
     return policy.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
-def check_policy_fits(policy, env) -> None:
-    path = getattr(policy, "checkpoint_path", None)
-    if policy.action_dim != env.action_dim or policy.obs_dim != env.obs_dim:
-        raise DataError(
-            f"the checkpoint's policy has observation / action dims {policy.obs_dim} / {policy.action_dim}, the "
-            f"{env.name} environment {env.obs_dim} / {env.action_dim}",
-            path,
-        )
+def require_dims(obs_dim: int, action_dim: int, env, path) -> None:
+    """A `DataError` naming the checkpoint when its policy's observation / action widths are not ``env``'s."""
+    if (obs_dim, action_dim) != (env.obs_dim, env.action_dim):
+        raise DataError(f"the checkpoint's policy has observation / action dims {obs_dim} / {action_dim}, the "
+                        f"{env.name} environment {env.obs_dim} / {env.action_dim}", path)  # fmt: skip
 
 
 def settings_from(cfg: Config, args: argparse.Namespace, rti_steps: tuple[int, ...] | None = None) -> list:
@@ -139,7 +135,7 @@ def evaluate_modes(policy, cfg: Config, settings: list, episodes: int, seed: int
     from diffusekit.robotics.envs import make_env
 
     env = make_env(cfg.get("task", "pusht"))
-    check_policy_fits(policy, env)
+    require_dims(policy.obs_dim, policy.action_dim, env, getattr(policy, "checkpoint_path", None))
     return [evaluate_policy(policy, env, s, episodes, seed, progress) for s in settings]
 
 
