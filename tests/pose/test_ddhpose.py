@@ -102,6 +102,19 @@ def test_sampling_shapes_root_and_determinism():
     assert baseline.sample(keypoints, hypotheses=4, steps=3).shape == (1, 1, 3, 9, 17, 3)
 
 
+@pytest.mark.parametrize("power", [1.0, 2.0, 3.0])
+def test_training_timesteps_follow_the_power_law(power):
+    """P(t < x T) = x^p: uniform for p = 1 (the paper), more high-noise training for p > 1 (the ablation)."""
+    torch.manual_seed(0)
+    t = tiny(timestep_power=power).training_timesteps(200_000).double()
+    assert 0 <= t.min() and t.max() <= 999
+    for x in (0.25, 0.5, 0.9):
+        assert abs((t < x * 1000).double().mean().item() - x**power) < 0.005
+    assert abs(t.mean().item() - (1000 * power / (power + 1) - 0.5)) < 3  # E[floor(T u^(1/p))]
+    with pytest.raises(ValueError, match="timestep_power"):
+        tiny(timestep_power=0.0)
+
+
 def test_a_short_training_fits_a_fixed_batch():
     model = tiny()
     poses = random_poses(4, 9)
