@@ -34,8 +34,8 @@ test: lint
 # The quick benchmarks (minutes); bench-smd trains ImDiffusion on three real SMD machines (hours on a CPU);
 # bench-medical trains Echo-DND and a U-Net on synthetic CAMUS for 15 minutes each, then sweeps the samplers;
 # bench-pose trains DiffPose and a heatmap baseline on synthetic PoseTrack18 for 10 minutes each; bench-ddhpose
-# DDHPose and a deterministic regressor on synthetic Human3.6M for 40 minutes each, side by side; bench-rti Diffusion Policy on the
-# point-mass task and Push-T, then DDPM-100 / DDIM-10 / RTI from the same checkpoints.
+# DDHPose and a deterministic regressor on synthetic Human3.6M for 40 minutes each, side by side; bench-rti
+# Diffusion Policy on the point-mass task and Push-T, then DDPM-100 / DDIM-10 / RTI from the same checkpoints.
 QUICK_BENCH := core_samplers noise_assignment core_throughput timeseries_model_speed
 bench: $(VENV)/.installed-dev
 	@for f in $(QUICK_BENCH); do echo "== benchmarks/$$f.py"; $(BIN)/python benchmarks/$$f.py || exit 1; done
