@@ -1,5 +1,11 @@
 """diffusekit.core: the shared diffusion core (schedules, Gaussian and Bernoulli processes, samplers, building
-blocks). It knows no domain; mmengine is imported only by ``diffusekit.core.engine`` and ``diffusekit.core.toy``."""
+blocks). It knows no domain; mmengine is imported only by ``diffusekit.core.engine`` and ``diffusekit.core.toy``.
+
+Importing it sets a passive OpenMP wait policy before torch loads (see :mod:`diffusekit.core.threads`)."""
+
+from .threads import set_wait_policy
+
+set_wait_policy()  # before the first import of torch
 
 from .aggregate import aggregate, binary_entropy, staple
 from .bernoulli import BernoulliDiffusion, BernoulliTrajectory

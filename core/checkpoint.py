@@ -3,12 +3,13 @@
 - Atomic writes: bytes go to a temporary file in the target directory, are fsynced, then ``os.replace``d onto
   the final name, so a crash never leaves a truncated file under that name (:class:`DiffusekitRunner` saves
   mmengine checkpoints this way).
-- Trust: every checkpoint a run writes is recorded, with its sha256, in ``MANIFEST_NAME`` inside the directory
-  that holds it (the run's work_dir). :func:`load_checkpoint_file` reads any file with ``torch.load(...,
-  weights_only=True)``; only a full mmengine checkpoint (which weights_only cannot read) whose bytes match the
-  manifest next to it is unpickled with ``weights_only=False``. mmengine reads checkpoints the same way through
-  the ``TRUSTED_SCHEME`` loader. The manifest is no signature: a work_dir copied from someone else carries its
-  manifest, so treat foreign work dirs like any pickle and share ``final_weights.pth`` (weights only) instead.
+- Safe reads: every file is read with ``torch.load(..., weights_only=True)``, full training checkpoints included:
+  :class:`PlainCheckpointHook` stores mmengine's message hub (its ``HistoryBuffer`` objects) as tensors and plain
+  types and :class:`DiffusekitRunner` rebuilds it on load, so nothing is unpickled, no trust file exists, and a
+  checkpoint folder copied from someone else cannot run code. mmengine reads checkpoints through the
+  ``SAFE_SCHEME`` loader; remote ``load_from`` URLs are refused.
+- Resume: :func:`latest_checkpoint` is the newest intact ``iter_N.pth`` / ``epoch_N.pth`` in a work dir (a
+  truncated newest one is passed over with a warning); temporaries of a killed write are removed before training.
 - Weights for evaluation: :func:`save_weights` / :func:`load_weights` (plain tensors, EMA included).
 - Exact resume: :class:`RngStateHook` stores the torch/CUDA/numpy/Python RNG states in each checkpoint, and
   :class:`ExactResumeIterLoop` puts the data stream and those states back where the interrupted run stood.
@@ -16,13 +17,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import pickle
 import random
+import re
+import sys
 import time
+import zipfile
 from collections.abc import Iterator, Mapping
 from itertools import islice
 from pathlib import Path
@@ -40,7 +42,6 @@ from torch import nn
 
 from .errors import DataError
 
-MANIFEST_NAME = "trusted_checkpoints.json"
 FINAL_WEIGHTS_NAME = "final_weights.pth"
 
 
@@ -99,51 +100,47 @@ def atomic_savez(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
     return path
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+CHECKPOINT_NAME = re.compile(r"(iter|epoch)_(\d+)\.pth")
 
 
-def read_manifest(directory: str | Path) -> dict[str, str]:
-    """``{file name: sha256}`` of the checkpoints written into ``directory``, oldest first."""
+def is_intact(path: str | Path) -> bool:
+    """Whether ``path`` is a complete torch zip archive (every member's CRC checks out)."""
     try:
-        entries = json.loads((Path(directory) / MANIFEST_NAME).read_text())
-    except (OSError, ValueError):
-        return {}
-    return entries if isinstance(entries, dict) else {}
-
-
-def record_checkpoint(path: str | Path) -> None:
-    """Add ``path`` (just written) to its directory's manifest; forget entries whose files are gone."""
-    path = Path(path)
-    entries = {name: h for name, h in read_manifest(path.parent).items() if (path.parent / name).is_file()}
-    entries.pop(path.name, None)  # re-insert last: the manifest lists checkpoints oldest first
-    entries[path.name] = sha256_file(path)
-    atomic_write_bytes(path.parent / MANIFEST_NAME, json.dumps(entries, indent=1).encode())
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError):
+        return False
 
 
 def latest_checkpoint(work_dir: str | Path) -> Path | None:
-    """The newest checkpoint recorded in ``work_dir``'s manifest that still exists, if any."""
-    for name in reversed(list(read_manifest(work_dir))):
-        if (Path(work_dir) / name).is_file():
-            return Path(work_dir) / name
+    """The newest intact training checkpoint (``iter_N.pth`` or ``epoch_N.pth``, highest N) in ``work_dir``;
+    damaged newer ones are reported on stderr and passed over. ``best_*`` copies are not where training stood."""
+    found = []
+    for path in Path(work_dir).glob("*.pth"):
+        match = CHECKPOINT_NAME.fullmatch(path.name)
+        if match:
+            found.append((int(match.group(2)), path))
+    for _, path in sorted(found, reverse=True):
+        if is_intact(path):
+            return path
+        print(f"{path}: damaged checkpoint (truncated or corrupt), trying an older one", file=sys.stderr, flush=True)
     return None
 
 
-def is_trusted(path: str | Path, data: bytes) -> bool:
-    """Whether ``data`` (the bytes of ``path``) is a checkpoint recorded in the manifest of its directory."""
-    real = Path(path).resolve()
-    return read_manifest(real.parent).get(real.name) == hashlib.sha256(data).hexdigest()
+def remove_stale_temporaries(work_dir: str | Path) -> list[Path]:
+    """Delete the temporary files that killed checkpoint writes left in ``work_dir`` (see :func:`temporary_name`)."""
+    removed = []
+    for path in Path(work_dir).glob(".*.tmp*"):
+        if re.fullmatch(r"\..+\.tmp\d+", path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> Any:
-    """``torch.load`` with ``weights_only=True``; a full pickled checkpoint only when :func:`is_trusted`.
+    """``torch.load(path, weights_only=True)``: tensors and plain types only, never an arbitrary pickle.
 
-    The trusted path hashes and unpickles the same bytes, so the file cannot change between check and load.
-    Missing, unreadable and untrusted files raise :class:`DataError`.
+    Missing, unreadable, corrupt and pickled-object files raise :class:`DataError` naming the file.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -151,18 +148,17 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        data = path.read_bytes()
-        if not is_trusted(path, data):
-            raise DataError(
-                "refusing to unpickle: weights_only=True cannot read this file (a full pickled checkpoint, or no "
-                f"checkpoint at all), and {MANIFEST_NAME} in its directory does not list it with a matching "
-                "sha256, i.e. no diffusekit run wrote it there or it changed since. Load the run's "
-                f"{FINAL_WEIGHTS_NAME} (weights only) or a plain state_dict instead",
-                path,
-            ) from error
-        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError) as error:  # not a torch file, or a truncated one
-        raise DataError(f"not a readable torch checkpoint ({error})", path) from error
+        raise DataError(
+            "refusing to unpickle: the file holds Python objects beyond tensors and plain types (a pickled "
+            "object, another tool's checkpoint, or one written before diffusekit 0.2), and loading it could run "
+            "code. Load a plain state_dict or a run's final_weights.pth instead",
+            path,
+        ) from error
+    except PermissionError as error:
+        raise DataError(f"cannot read the checkpoint ({error.strerror})", path) from error
+    except (OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:  # not torch, or truncated
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(f"not a readable torch checkpoint ({reason})", path) from error
 
 
 def save_weights(path: str | Path, state_dict: Mapping, ema_state_dict: Mapping | None = None, **meta) -> None:
@@ -213,15 +209,35 @@ def weights_path(checkpoint: str | Path) -> Path:
 def load_weights(model: nn.Module, path: str | Path, *, use_ema: bool = True, strict: bool = True) -> nn.Module:
     """Load weights for evaluation or prediction into ``model`` (EMA weights when present and ``use_ema``).
 
-    ``path`` is a plain state_dict, a :func:`save_weights` file, or a full mmengine checkpoint; the last is
-    read only when trusted (see :func:`load_checkpoint_file`).
+    ``path`` is a plain state_dict, a :func:`save_weights` file, or a full checkpoint of a diffusekit run (all
+    read with ``weights_only=True``, see :func:`load_checkpoint_file`).
     """
     state = select_state_dict(load_checkpoint_file(path, map_location="cpu"), use_ema=use_ema)
-    try:
-        model.load_state_dict(state, strict=strict)
-    except RuntimeError as error:
-        raise DataError(f"weights do not fit the model: {error}", path) from error
+    mismatch = describe_mismatch(state, model.state_dict(), strict)
+    if mismatch:
+        raise DataError(f"weights do not fit the model (is it the same config?): {mismatch}", path)
+    model.load_state_dict(state, strict=strict)
     return model
+
+
+def describe_mismatch(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], strict: bool) -> str:
+    """One line on how ``state`` differs from ``expected``: the first tensor whose shape differs (both shapes),
+    else the first missing or unexpected key, and how many more there are; "" when they fit."""
+    shapes = [k for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)]
+    missing = [k for k in expected if k not in state] if strict else []
+    unexpected = [k for k in state if k not in expected] if strict else []
+    problems = len(shapes) + len(missing) + len(unexpected)
+    if not problems:
+        return ""
+    if shapes:
+        key = shapes[0]
+        first = f"{key!r} is {tuple(state[key].shape)} in the file, {tuple(expected[key].shape)} in the model"
+    elif missing:
+        first = f"the file has no {missing[0]!r}"
+    else:
+        first = f"the model has no {unexpected[0]!r}"
+    more = f" ({problems - 1} more: {len(shapes)} shapes, {len(missing)} missing, {len(unexpected)} unexpected)"
+    return first + (more if problems > 1 else "")
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -253,20 +269,64 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------ mmengine: saving, loading, resuming
-TRUSTED_SCHEME = "diffusekit-trusted://"
+SAFE_SCHEME = "diffusekit-safe://"
 """Prefix of checkpoint paths that mmengine must read through :func:`load_checkpoint_file`."""
 
 
-def load_from_diffusekit_trusted(filename: str, map_location: Any = None) -> Any:
-    """mmengine checkpoint loader for ``TRUSTED_SCHEME`` paths (mmengine logs the name after ``load_from_``)."""
-    return load_checkpoint_file(filename[len(TRUSTED_SCHEME) :], map_location=map_location or "cpu")
+def load_from_diffusekit_safe(filename: str, map_location: Any = None) -> Any:
+    """mmengine checkpoint loader for ``SAFE_SCHEME`` paths (mmengine logs the name after ``load_from_``)."""
+    return load_checkpoint_file(filename[len(SAFE_SCHEME) :], map_location=map_location or "cpu")
 
 
-CheckpointLoader.register_scheme(TRUSTED_SCHEME, load_from_diffusekit_trusted, force=True)
+CheckpointLoader.register_scheme(SAFE_SCHEME, load_from_diffusekit_safe, force=True)
+
+_BUFFER_TAG = "__history_buffer__"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with mmengine ``HistoryBuffer`` objects, numpy arrays and numpy scalars turned into tagged dicts,
+    tensors and Python numbers, recursively (what ``torch.load(weights_only=True)`` reads)."""
+    from mmengine.logging import HistoryBuffer
+
+    if isinstance(value, HistoryBuffer):
+        log, count = (torch.from_numpy(np.asarray(array, np.float64)) for array in value.data)
+        return {_BUFFER_TAG: True, "log": log, "count": count, "max_length": int(value.max_length)}
+    if isinstance(value, dict):
+        return type(value)((key, _plain(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _unplain(value: Any) -> Any:
+    """Inverse of :func:`_plain` for the message hub (history buffers back as ``HistoryBuffer`` objects)."""
+    from mmengine.logging import HistoryBuffer
+
+    if isinstance(value, dict):
+        if value.get(_BUFFER_TAG):
+            return HistoryBuffer(value["log"].numpy(), value["count"].numpy(), int(value["max_length"]))
+        return type(value)((key, _unplain(item)) for key, item in value.items())
+    return value
+
+
+@HOOKS.register_module()
+class PlainCheckpointHook(Hook):
+    """Write checkpoints that load with ``weights_only=True``: the message hub and the meta as plain types."""
+
+    priority = "LOWEST"
+
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        for key in ("message_hub", "meta"):
+            if key in checkpoint:
+                checkpoint[key] = _plain(checkpoint[key])
 
 
 class DiffusekitRunner(Runner):
-    """mmengine's Runner with atomic checkpoints recorded in the trust manifest, and RNG states kept on load."""
+    """mmengine's Runner with atomic checkpoints that load weights-only, and RNG states kept on load."""
 
     loaded_rng_state: dict | None = None
 
@@ -281,10 +341,11 @@ class DiffusekitRunner(Runner):
             commit_file(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-        record_checkpoint(final)
 
     def load_checkpoint(self, filename: str, *args, **kwargs) -> dict:
         checkpoint = super().load_checkpoint(filename, *args, **kwargs)
+        if "message_hub" in checkpoint:
+            checkpoint["message_hub"] = _unplain(checkpoint["message_hub"])
         self.loaded_rng_state = checkpoint.get("rng_state")
         return checkpoint
 

@@ -10,26 +10,20 @@ Multi-GPU training: ``torchrun --nproc_per_node N -m diffusekit.core.cli <domain
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import math
+import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 
+from .commands import DemoResult, add_json_flag, add_threads_arg, positive_int, resolve
 from .errors import DataError
+from .threads import apply_threads
 
 ENTRY_POINT_GROUP = "diffusekit.domains"
-
-
-@dataclass
-class DemoResult:
-    """One section of the demo report: markdown (figures linked relative to the report) and flat metrics."""
-
-    title: str
-    markdown: str
-    metrics: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -38,20 +32,56 @@ class Domain:
 
     ``add_commands(parser)`` adds the domain's subcommands (synth, train, evaluate, predict, demo) to its
     ``argparse`` parser; each subcommand sets ``func(args) -> int | None``. ``demo(out_dir, quick)`` runs the
-    domain's end-to-end demo for ``diffusekit demo``.
+    domain's end-to-end demo for ``diffusekit demo`` (a function or a ``"module:function"`` string, imported when
+    the demo runs). ``requires`` lists the modules that the domain's extra
+    (``extra``, default: the domain's name) installs: when one is missing the domain's commands are replaced by
+    one line saying which ``pip install`` brings them. The module holding the ``Domain`` must import nothing that
+    the extra brings (import inside the command functions).
     """
 
     name: str
     help: str
     add_commands: Callable[[argparse.ArgumentParser], None]
-    demo: Callable[[Path, bool], DemoResult]
+    demo: Callable[[Path, bool], DemoResult] | str
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+
+    def missing_modules(self) -> list[str]:
+        """The ``requires`` modules that cannot be imported here."""
+        return [module for module in self.requires if not _importable(module)]
+
+    def install_hint(self) -> str:
+        return f"pip install 'diffusekit[{self.extra or self.name}]'"
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module blocked in sys.modules
+        return False
+
+
+def _unavailable(name: str, missing: str) -> Domain:
+    """A stand-in for a registered domain whose command module failed to import (its extra is missing)."""
+
+    def fail(*_args, **_kwargs):
+        raise DataError(f"the {name} commands need {missing}: pip install 'diffusekit[{name}]'")
+
+    return Domain(name, f"(needs {missing})", lambda parser: None, fail, requires=(missing,))
 
 
 def installed_domains() -> list[Domain]:
-    """The domains registered through entry points, sorted by name."""
+    """The domains registered through entry points, sorted by name (those whose extra is missing included: see
+    :meth:`Domain.missing_modules`)."""
     domains = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        domain = ep.load()
+        try:
+            domain = ep.load()
+        except ImportError as error:
+            if not error.name or _importable(error.name):
+                raise  # a broken domain, not a missing extra
+            domains.append(_unavailable(ep.name, error.name))
+            continue
         if not isinstance(domain, Domain):
             raise TypeError(f"entry point {ep.value} must name a diffusekit.core.cli.Domain")
         domains.append(domain)
@@ -65,75 +95,44 @@ def package_version() -> str:
         return "unknown"
 
 
-def add_demo_command(
-    subparsers,
-    name: str,
-    run: Callable[..., DemoResult],
-    help: str,
-    description: str,
-    options: Callable[[argparse.Namespace], dict] | None = None,
-) -> argparse.ArgumentParser:
-    """The ``<domain> demo [--out DIR] [--quick] [--json]`` subcommand: ``run(OUT/<name>, quick, **options(args))``
-    makes the domain's section, written to ``OUT/report.md``; ``--json`` prints its metrics on the last line.
-    ``options`` maps extra arguments the caller adds to the returned parser to keyword arguments of ``run``."""
+def demo_section(name: str, out: str, quick: bool, threads: int | None) -> DemoResult:
+    """One section of ``diffusekit demo``: "core" or an installed domain's demo (run in a worker process)."""
+    apply_threads(threads)
+    print(f"== {name} demo", flush=True)
+    if name == "core":
+        from .demo import run_core_demo
 
-    def command(args: argparse.Namespace) -> int:
-        from .demo import write_report
-
-        out = Path(args.out)
-        section = run(out / name, args.quick, **(options(args) if options else {}))
-        print(f"report: {write_report(out, [section])}")
-        if args.json:
-            print(json.dumps(json_ready(section.metrics), sort_keys=True))
-        return 0
-
-    demo = subparsers.add_parser("demo", help=help, description=description)
-    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    demo.add_argument("--quick", action="store_true", help="fewer training iterations (for tests)")
-    add_json_flag(demo)
-    demo.set_defaults(func=command)
-    return demo
-
-
-def json_ready(value):
-    """Metrics as strict JSON values: NaN / inf (an undefined metric) become null, numpy scalars plain numbers;
-    dicts and lists are converted recursively."""
-    if isinstance(value, dict):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(item) for item in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
-        value = value.item()  # numpy / torch scalars
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def add_train_flags(
-    parser: argparse.ArgumentParser,
-    work_dir_help: str = "output folder",
-    resume_help: str = "continue from the newest checkpoint in WORK_DIR",
-) -> None:
-    """The flags every domain's ``train`` shares: --work-dir, --resume, --launcher, --seed."""
-    parser.add_argument("--work-dir", required=True, help=work_dir_help)
-    parser.add_argument("--resume", action="store_true", help=resume_help)
-    parser.add_argument("--launcher", choices=("none", "pytorch"), default="none", help="pytorch: under torchrun")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
-
-
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print every metric as one JSON object on the last line")
+        return run_core_demo(Path(out), quick=quick)
+    domain = next(d for d in installed_domains() if d.name == name)
+    return resolve(domain.demo)(Path(out) / name, quick)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """The core demo and the demo of every installed domain, written into one markdown report."""
-    from .demo import run_core_demo, write_report
+    """The core demo and the demo of every installed domain, written into one markdown report. With ``--jobs N``
+    (default: one per CPU core, at most 4) the sections run in N worker processes, each with its share of the
+    cores, so that the small models of the sections keep every core busy."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from .demo import write_report
 
     out = Path(args.out)
-    sections = [run_core_demo(out, quick=args.quick)]
+    names = ["core"]
     for domain in installed_domains():
-        print(f"== {domain.name} demo", flush=True)
-        sections.append(domain.demo(out / domain.name, args.quick))
+        missing = domain.missing_modules()
+        if missing:
+            print(f"== {domain.name} demo skipped: needs {', '.join(missing)} ({domain.install_hint()})", flush=True)
+        else:
+            names.append(domain.name)
+    jobs = args.jobs or min(4, os.cpu_count() or 1)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
+    if jobs == 1:
+        sections = [demo_section(name, str(out), args.quick, threads) for name in names]
+    else:  # spawn: workers start clean (no OpenMP or torch state inherited from this process)
+        longest_first = sorted(names, key=lambda name: name not in ("pose", "robotics"))  # better packing
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = {name: pool.submit(demo_section, name, str(out), args.quick, threads) for name in longest_first}
+            sections = [futures[name].result() for name in names]
     report = write_report(out, sections)
     print(f"report: {report}")
     if args.json:
@@ -141,11 +140,28 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_domain(sub, domain: Domain) -> None:
+    """The domain's command group, or, when its extra is missing, a group that says which install brings it."""
+    missing = domain.missing_modules()
+    if not missing:
+        group = sub.add_parser(domain.name, help=domain.help, description=domain.help)
+        domain.add_commands(group)
+        return
+    hint = f"not installed: {domain.install_hint()} (missing: {', '.join(missing)})"
+    group = sub.add_parser(domain.name, help=f"{domain.help} [{hint}]", description=f"{domain.help}. {hint}.")
+    group.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def fail(_args: argparse.Namespace) -> int:
+        raise DataError(f"the {domain.name} commands need {', '.join(missing)}: {domain.install_hint()}")
+
+    group.set_defaults(func=fail)
+
+
 def build_parser(domains: list[Domain] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="diffusekit",
         description="Diffusion models for applied domains. Each installed domain adds a command group; "
-        "`diffusekit demo` runs every demo into one report.",
+        "`diffusekit demo` runs every demo into one report. Flags mean the same in every domain: docs/cli.md.",
     )
     parser.add_argument("--version", action="version", version=f"diffusekit {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -158,11 +174,14 @@ def build_parser(domains: list[Domain] | None = None) -> argparse.ArgumentParser
     )
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     demo.add_argument("--quick", action="store_true", help="fewer training iterations and samples (for tests)")
+    demo.add_argument(
+        "--jobs", type=positive_int, help="sections run at once, in worker processes (default: CPU cores, at most 4)"
+    )
+    add_threads_arg(demo)
     add_json_flag(demo)
     demo.set_defaults(func=run_demo)
     for domain in installed_domains() if domains is None else domains:
-        group = sub.add_parser(domain.name, help=domain.help, description=domain.help)
-        domain.add_commands(group)
+        _add_domain(sub, domain)
     return parser
 
 
@@ -172,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):  # a domain group without a subcommand
         parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
     try:
+        apply_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except DataError as error:
         print(f"diffusekit: error: {error}", file=sys.stderr)
@@ -181,5 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m diffusekit.core.cli (torchrun): use the module's own classes, not __main__'s
+    from diffusekit.core.cli import main as package_main
+
+    sys.exit(package_main())

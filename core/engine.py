@@ -16,6 +16,10 @@ Config keys that ``build_runner`` reads, beyond mmengine's own (``model``, ``tra
   (mmengine's momentum is ``1 - decay``), or ``dict(decay=0.9999)``.
 - ``time_limit`` (seconds): stop training after this much wall-clock time (``TimeLimitHook``), at most
   ``max_iters``; for equal-time comparisons. The final weights and a last checkpoint are written as usual.
+- ``best_metric`` (dict ``key``, ``rule``): with ``val_dataloader``, ``val_evaluator`` and ``val_cfg`` (and
+  ``train_cfg.val_interval``), keep ``best_<key>_iter_N.pth`` for the best validation value of ``key``
+  (``rule`` "greater" or "less"; mmengine's ``save_best``). Every run writes ``curves.json`` and ``curves.png``
+  (loss and validation metrics, :class:`~diffusekit.core.curves.CurvesHook`) into its work dir.
 
 Defaults filled in when the config leaves them out: ``randomness=dict(seed=0)`` (the ``seed`` argument wins),
 iteration-based training with ``ExactResumeIterLoop`` (``train_cfg=dict(max_iters=N)``; ``by_epoch=True``
@@ -32,7 +36,11 @@ from __future__ import annotations
 import copy
 import datetime
 import itertools
+import json
 import logging
+import math
+import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
@@ -48,7 +56,16 @@ from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 from torch import nn
 
-from .checkpoint import FINAL_WEIGHTS_NAME, TRUSTED_SCHEME, DiffusekitRunner, latest_checkpoint, load_weights
+from . import curves  # noqa: F401  (registers CurvesHook)
+from .checkpoint import (
+    FINAL_WEIGHTS_NAME,
+    SAFE_SCHEME,
+    DiffusekitRunner,
+    latest_checkpoint,
+    load_weights,
+    remove_stale_temporaries,
+)
+from .config_checks import registry_errors
 from .errors import DataError
 
 __all__ = [
@@ -88,10 +105,18 @@ def parse_cfg_options(options: Mapping[str, Any] | Sequence[str]) -> dict[str, A
     return parsed
 
 
+CONFIG_SUFFIXES = (".py", ".yaml", ".yml", ".json")
+
+
 def load_config(
     config: str | Path, *, package: str | None = None, cfg_options: Mapping[str, Any] | Sequence[str] | None = None
 ) -> Config:
-    """Read ``config`` (a file path, or the name of a config shipped in ``package``) and apply ``cfg_options``."""
+    """Read ``config`` (a file path, or the name of a config shipped in ``package``) and apply ``cfg_options``.
+
+    Python configs (mmengine's format, with ``_base_`` inheritance) run code when loaded, by design, like any
+    script: load only those you trust. YAML and JSON configs are read as data (``yaml.safe_load``), never as
+    code. Every failure is a DataError naming the file.
+    """
     path = Path(config).expanduser()
     if not path.is_file():
         shipped = shipped_configs(package) if package else {}
@@ -100,19 +125,52 @@ def load_config(
             where = f"; configs shipped in {package}: {', '.join(sorted(shipped)) or 'none'}" if package else ""
             raise DataError(f"no such config file or shipped config name{where}", config)
         path = shipped[name]
+    if path.suffix.lower() not in CONFIG_SUFFIXES:
+        raise DataError(f"a config is a {', '.join(CONFIG_SUFFIXES)} file", path)
     try:
-        cfg = Config.fromfile(str(path))
-    except SyntaxError as error:
-        raise DataError(f"invalid config: {error.msg}", path, error.lineno) from error
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise DataError(f"cannot read the config ({error.strerror or error})", path) from error
+    except UnicodeDecodeError as error:
+        raise DataError(f"the config is not UTF-8 text (byte {error.start})", path) from error
+    cfg = _parse_config(path, text)
     if cfg_options:
-        cfg.merge_from_dict(parse_cfg_options(cfg_options))
+        for key, value in parse_cfg_options(cfg_options).items():
+            try:
+                cfg.merge_from_dict({key: value})
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+                raise DataError(f"--cfg-options {key}={value!r} does not fit the config ({error})", path) from error
     return cfg
+
+
+def _parse_config(path: Path, text: str) -> Config:
+    if path.suffix.lower() == ".py":
+        try:
+            return Config.fromfile(str(path))
+        except SyntaxError as error:
+            raise DataError(f"invalid config: {error.msg}", path, error.lineno) from error
+        except DataError:
+            raise
+        except Exception as error:  # a Python config is user code: whatever it raises is a bad config
+            raise DataError(f"the config raised {type(error).__name__}: {error}", path) from error
+    try:
+        import yaml
+
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as error:
+        raise DataError(f"invalid {path.suffix[1:].upper()} config ({str(error).splitlines()[0]})", path) from error
+    if not isinstance(data, dict):
+        raise DataError(f"a config holds a mapping of keys, got {type(data).__name__}", path)
+    if "_base_" in data:
+        raise DataError("_base_ inheritance needs a Python config (.py)", path)
+    return Config(data, filename=str(path))
 
 
 # ------------------------------------------------------------------------------------------------ runner
 @HOOKS.register_module()
 class TrainProgressHook(Hook):
-    """Print ``iter done/total  loss  it/s  eta`` every ``interval`` iterations (rank 0, one plain line each)."""
+    """Print ``iter done/total  loss  it/s  eta`` to stderr every ``interval`` iterations (rank 0, one plain line
+    each; stdout stays for results)."""
 
     priority = "BELOW_NORMAL"
 
@@ -123,7 +181,7 @@ class TrainProgressHook(Hook):
     def before_train(self, runner: Runner) -> None:
         self.start_iter, self.start_time = runner.iter, time.perf_counter()
         if runner.iter:
-            print(f"resumed at iteration {runner.iter}/{runner.max_iters}", flush=True)
+            print(f"resumed at iteration {runner.iter}/{runner.max_iters}", file=sys.stderr, flush=True)
 
     @master_only
     def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
@@ -134,7 +192,7 @@ class TrainProgressHook(Hook):
         losses = runner.message_hub.log_scalars.get("train/loss")
         loss = f"  loss {losses.mean(self.interval):.4g}" if losses is not None else ""
         eta = datetime.timedelta(seconds=round((total - done) / rate))
-        print(f"iter {done:>{len(str(total))}}/{total}{loss}  {rate:.2f} it/s  eta {eta}", flush=True)
+        print(f"iter {done:>{len(str(total))}}/{total}{loss}  {rate:.2f} it/s  eta {eta}", file=sys.stderr, flush=True)
 
 
 @HOOKS.register_module()
@@ -174,6 +232,30 @@ class _DropExpectedWarnings(logging.Filter):
         return not any(text in record.getMessage() for text in self.EXPECTED)
 
 
+def _count(cfg: Config, key: str, value: Any, minimum: int = 1) -> int:
+    """``value`` (the config's ``key``) as an int >= ``minimum``; DataError naming the config file otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < minimum:
+        raise DataError(f"{key} must be an integer >= {minimum}, got {value!r}", cfg.filename)
+    return int(value)
+
+
+@HOOKS.register_module()
+class FiniteLossHook(Hook):
+    """Stop training at the first non-finite loss, before any hook can save the weights it has spoiled."""
+
+    priority = "VERY_HIGH"
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        for name, value in (outputs or {}).items():
+            value = float(value.detach()) if isinstance(value, torch.Tensor) else value
+            if "loss" in name and isinstance(value, float) and not math.isfinite(value):
+                raise DataError(
+                    f"training stopped: {name} is {value} at iteration {runner.iter + 1} (non-finite or huge "
+                    "values in the data, or a learning rate too high); nothing was saved after the last checkpoint",
+                    runner.work_dir,
+                )
+
+
 def _with_defaults(cfg: Config, seed: int | None, progress: bool) -> Config:
     """Fill in what ``build_runner`` promises (see the module docstring) where ``cfg`` leaves it out."""
     cuda = torch.cuda.is_available()
@@ -196,15 +278,23 @@ def _with_defaults(cfg: Config, seed: int | None, progress: bool) -> Config:
             train_cfg.pop("by_epoch", None)
             train_cfg["type"] = "ExactResumeIterLoop"
         cfg.train_cfg = train_cfg
-    max_iters = int(train_cfg.get("max_iters", 0))
-    log_interval = int(cfg.get("log_interval", min(max(max_iters // 10, 1), 50)))
+    max_iters = _count(cfg, "train_cfg.max_iters", train_cfg.get("max_iters", 0), minimum=0)
+    for key in ("val_interval", "val_begin"):
+        if key in train_cfg:
+            _count(cfg, f"train_cfg.{key}", train_cfg[key])
+    log_interval = _count(cfg, "log_interval", cfg.get("log_interval", min(max(max_iters // 10, 1), 50)))
 
     hooks = dict(cfg.get("default_hooks") or {})
     if hooks.get("checkpoint", {}) is not None:  # None switches checkpoints off, as in mmengine
         checkpoint = {"type": "CheckpointHook", "by_epoch": by_epoch, **(hooks.get("checkpoint") or {})}
-        checkpoint["interval"] = cfg.get("checkpoint_interval", checkpoint.get("interval", 1000))
-        checkpoint["max_keep_ckpts"] = cfg.get("max_keep_ckpts", checkpoint.get("max_keep_ckpts", 3))
+        interval = cfg.get("checkpoint_interval", checkpoint.get("interval", 1000))
+        checkpoint["interval"] = _count(cfg, "checkpoint_interval", interval)
+        keep = cfg.get("max_keep_ckpts", checkpoint.get("max_keep_ckpts", 3))
+        checkpoint["max_keep_ckpts"] = _count(cfg, "max_keep_ckpts", keep, minimum=-1)
         checkpoint.setdefault("save_param_scheduler", bool(cfg.get("param_scheduler")))
+        if cfg.get("best_metric") and cfg.get("val_evaluator"):
+            best = dict(cfg.best_metric)
+            checkpoint.update(save_best=best["key"], rule=best.get("rule", "greater"))
         hooks["checkpoint"] = checkpoint
     hooks.setdefault("logger", dict(type="LoggerHook", interval=log_interval))
     cfg.default_hooks = hooks
@@ -215,9 +305,18 @@ def _with_defaults(cfg: Config, seed: int | None, progress: bool) -> Config:
         if "decay" in ema:
             ema["momentum"] = 1.0 - ema.pop("decay")
         custom_hooks.append(dict(type="EMAHook", **ema))
-    custom_hooks += [dict(type="RngStateHook"), dict(type="FinalWeightsHook")]
+    custom_hooks += [
+        dict(type="FiniteLossHook"),
+        dict(type="RngStateHook"),
+        dict(type="PlainCheckpointHook"),
+        dict(type="FinalWeightsHook"),
+        dict(type="CurvesHook", interval=log_interval),
+    ]
     if cfg.get("time_limit"):
-        custom_hooks.append(dict(type="TimeLimitHook", seconds=float(cfg.time_limit)))
+        seconds = cfg.time_limit
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+            raise DataError(f"time_limit must be a positive number of seconds, got {seconds!r}", cfg.filename)
+        custom_hooks.append(dict(type="TimeLimitHook", seconds=float(seconds)))
     if progress:
         custom_hooks.append(dict(type="TrainProgressHook", interval=log_interval))
     cfg.custom_hooks = custom_hooks
@@ -228,7 +327,7 @@ def _resume_from(work_dir: Path, resume: bool | str | Path) -> Path | None:
     if resume is True:
         latest = latest_checkpoint(work_dir)
         if latest is None and is_main_process():
-            print(f"no checkpoint to resume from in {work_dir}; training from the start", flush=True)
+            print(f"no checkpoint to resume from in {work_dir}; training from the start", file=sys.stderr, flush=True)
         return latest
     if not resume:
         return None
@@ -244,6 +343,11 @@ def _init_distributed(cfg: Config) -> None:
     """
     if cfg.launcher == "none" or torch.distributed.is_initialized():
         return
+    if cfg.launcher == "pytorch" and not all(key in os.environ for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR")):
+        raise DataError(
+            "--launcher pytorch runs under torchrun (RANK, WORLD_SIZE and MASTER_ADDR are not set): "
+            "torchrun --nproc_per_node N -m diffusekit.core.cli <domain> train ... --launcher pytorch"
+        )
     dist_cfg = dict(cfg.env_cfg["dist_cfg"])
     if torch.cuda.is_available():
         init_dist(cfg.launcher, **dist_cfg)
@@ -269,25 +373,36 @@ def build_runner(
 ) -> Runner:
     """An mmengine Runner for ``cfg`` with diffusekit's defaults (module docstring).
 
-    ``resume=True`` continues from the newest checkpoint recorded in ``work_dir`` (from the start when there is
-    none); a path resumes from that checkpoint. Checkpoints are read through the trust check of
-    :func:`diffusekit.core.checkpoint.load_checkpoint_file`, also for ``load_from``.
+    ``resume=True`` continues from the newest intact checkpoint in ``work_dir`` (from the start when there is
+    none); a path resumes from that checkpoint. Checkpoints, and ``load_from``, are read with ``weights_only=True``
+    (:func:`diffusekit.core.checkpoint.load_checkpoint_file`); a remote ``load_from`` URL is refused.
     """
     cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else Config(copy.deepcopy(dict(cfg)))
     work_dir = Path(work_dir).absolute()
+    if work_dir.exists() and not work_dir.is_dir():
+        raise DataError("the work dir names an existing file", work_dir)
     cfg.work_dir, cfg.launcher = str(work_dir), launcher
     cfg.setdefault("experiment_name", f"{work_dir.name}_{next(_runner_count)}")  # runs in one process stay apart
     cfg = _with_defaults(cfg, seed, progress)
+    load_from = str(cfg.get("load_from") or "")
+    if "://" in load_from:
+        raise DataError(
+            f"load_from={load_from!r}: remote weights are not fetched (torch.hub would unpickle them); download "
+            "the file, check it, and pass its local path"
+        )
     _init_distributed(cfg)
+    if is_main_process() and work_dir.is_dir():
+        remove_stale_temporaries(work_dir)
     resume_from = [_resume_from(work_dir, resume)]
     broadcast_object_list(resume_from)  # every rank resumes from the checkpoint that rank 0 found
     resume_from = resume_from[0]
     cfg.resume = resume_from is not None
     if resume_from is not None:
-        cfg.load_from = TRUSTED_SCHEME + str(resume_from.absolute())
-    elif cfg.get("load_from") and "://" not in str(cfg.load_from):
-        cfg.load_from = TRUSTED_SCHEME + str(Path(cfg.load_from).expanduser().absolute())
-    runner = DiffusekitRunner.from_cfg(cfg)
+        cfg.load_from = SAFE_SCHEME + str(resume_from.absolute())
+    elif load_from:
+        cfg.load_from = SAFE_SCHEME + str(Path(load_from).expanduser().absolute())
+    with registry_errors(cfg.filename):
+        runner = DiffusekitRunner.from_cfg(cfg)
     runner.logger.addFilter(_DropExpectedWarnings())
     return runner
 
@@ -306,7 +421,8 @@ def train(
     ``work_dir/final_weights.pth`` then holds the raw and the EMA weights (see :func:`load_weights`).
     """
     runner = build_runner(cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress)
-    runner.train()
+    with registry_errors(runner.cfg.filename):  # dataloaders, evaluators and hooks are built here
+        runner.train()
     return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
 
@@ -319,9 +435,13 @@ def train_on_data(
     seed: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train ``cfg`` with its training dataset's ``data_root`` set to ``data``; returns the final weights path."""
+    """Train ``cfg`` with the ``data_root`` of its training dataset (and of its validation dataset, when that has
+    one) set to ``data``; returns the final weights path."""
     cfg = copy.deepcopy(cfg)
-    cfg.train_dataloader.dataset["data_root"] = str(Path(data).expanduser().absolute())
+    root = str(Path(data).expanduser().absolute())
+    cfg.train_dataloader.dataset["data_root"] = root
+    if "data_root" in (cfg.get("val_dataloader") or {}).get("dataset", {}):
+        cfg.val_dataloader.dataset["data_root"] = root
     train(cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress)
     return Path(work_dir) / FINAL_WEIGHTS_NAME
 
@@ -370,10 +490,10 @@ def train_for_budget(
         dict(type="CosineAnnealingLR", by_epoch=False, begin=warmup, end=iters, eta_min=1e-5),
     ]
     name = Path(str(work_dir)).name
-    print(f"{name}: {per_iter:.3f} s per step -> {iters} iterations planned", flush=True)
+    print(f"{name}: {per_iter:.3f} s per step -> {iters} iterations planned", file=sys.stderr, flush=True)
     start = time.perf_counter()
     weights = train_on_data(cfg, data, work_dir, seed=seed)
     seconds = time.perf_counter() - start
     done = int(torch.load(weights, weights_only=True)["meta"]["iter"])
-    print(f"{name}: {done} iterations in {seconds:.0f} s", flush=True)
+    print(f"{name}: {done} iterations in {seconds:.0f} s", file=sys.stderr, flush=True)
     return weights, done, seconds

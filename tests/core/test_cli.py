@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from diffusekit.core import cli
-from diffusekit.core.cli import DemoResult, Domain
+from diffusekit.core.cli import Domain
+from diffusekit.core.commands import DemoResult
 from diffusekit.core.errors import DataError
 
 
@@ -73,3 +74,26 @@ def test_demo_writes_report_figure_and_json(tmp_path, capsys):
     for key in ("ddpm_1000_trailing_sw", "dpmpp_2m_20_logsnr_sw", "ddim_10_logsnr_sw"):
         assert metrics[key] < 0.40, (key, metrics)
     assert metrics["dpmpp_2m_20_logsnr_seconds"] < metrics["ddpm_1000_trailing_seconds"]
+
+
+def test_a_domain_whose_extra_is_missing_answers_with_its_install_line(monkeypatch, capsys):
+    class MissingExtra:
+        name, value = "medical", "diffusekit.medical.cli:DOMAIN"
+
+        def load(self):
+            raise ModuleNotFoundError("No module named 'no_such_module_x'", name="no_such_module_x")
+
+    class Broken(MissingExtra):
+        def load(self):
+            raise ImportError("cannot import name 'gone' from 'json'", name="json")
+
+    monkeypatch.setattr(cli, "entry_points", lambda group: [MissingExtra()])
+    assert cli.main(["medical", "train", "--config", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err == "diffusekit: error: the medical commands need no_such_module_x: pip install 'diffusekit[medical]'\n"
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "not installed: pip install 'diffusekit[medical]'" in " ".join(capsys.readouterr().out.split())
+    monkeypatch.setattr(cli, "entry_points", lambda group: [Broken()])
+    with pytest.raises(ImportError, match="gone"):  # a bug in a domain is not hidden behind an install hint
+        cli.installed_domains()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import re
@@ -17,7 +19,7 @@ from mmengine.fileio.backends.local_backend import LocalBackend
 from mmengine.hooks import Hook
 
 from diffusekit.core import checkpoint as ckpt
-from diffusekit.core.checkpoint import MANIFEST_NAME, latest_checkpoint, load_checkpoint_file, load_weights
+from diffusekit.core.checkpoint import latest_checkpoint, load_checkpoint_file, load_weights
 from diffusekit.core.engine import TimeLimitHook, build_runner, load_config, train
 from diffusekit.core.errors import DataError
 
@@ -108,7 +110,6 @@ def test_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Path, m
     assert sorted(p.name for p in tmp_path.glob("*.pth")) == ["iter_4.pth"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary file left behind"
     assert (tmp_path / "last_checkpoint").read_text().endswith("iter_4.pth")
-    assert list(ckpt.read_manifest(tmp_path)) == ["iter_4.pth"]
     assert load_checkpoint_file(tmp_path / "iter_4.pth")["meta"]["iter"] == 4
     monkeypatch.undo()
     build_runner(tiny_config(8, checkpoint_interval=4), work_dir=tmp_path, resume=True, progress=False).train()
@@ -149,7 +150,9 @@ def trained_run(tmp_path_factory) -> Path:
 
 def test_progress_lines_and_final_weights(tmp_path: Path, capsys) -> None:
     model = train(tiny_config(6, checkpoint_interval=3, log_interval=2), work_dir=tmp_path)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.err
+    assert "iter" not in captured.out  # progress goes to stderr, results to stdout
     lines = [line for line in out.splitlines() if line.startswith("iter")]
     assert [line.split()[1] for line in lines] == ["2/6", "4/6", "6/6"]
     assert re.fullmatch(r"iter 6/6  loss \S+  [\d.]+ it/s  eta 0:00:00", lines[-1])
@@ -178,11 +181,11 @@ def test_weights_load_with_weights_only(tmp_path: Path, trained_run: Path, monke
     final = trained_run / "final_weights.pth"
     ema = load_weights(EngineTestDenoiser(), final).state_dict()
     raw = load_weights(EngineTestDenoiser(), final, use_ema=False).state_dict()
-    assert calls == [True] * 4
-
-    # A full checkpoint of the run is trusted (listed in its manifest), in both EMA layouts.
+    # A full training checkpoint of a run loads weights-only too (no trust file), in both EMA layouts.
     assert_same(load_weights(EngineTestDenoiser(), trained_run / "iter_8.pth").state_dict(), ema)
     assert_same(load_weights(EngineTestDenoiser(), trained_run / "iter_8.pth", use_ema=False).state_dict(), raw)
+    assert calls == [True] * 6
+    assert not list(trained_run.glob("*.json")) or not (trained_run / "trusted_checkpoints.json").exists()
     with pytest.raises(DataError, match="do not fit"):
         load_weights(EngineTestDenoiser(hidden=8), final)
 
@@ -207,12 +210,19 @@ def test_untrusted_pickles_are_refused(tmp_path: Path, trained_run: Path) -> Non
     with pytest.raises(DataError, match="refusing to unpickle"):  # inside a run's work_dir, but not listed
         (trained_run / "evil.pth").write_bytes(evil.read_bytes())
         load_weights(EngineTestDenoiser(), trained_run / "evil.pth")
-    tampered = tmp_path / "tampered"
-    tampered.mkdir()
-    (tampered / MANIFEST_NAME).write_text((trained_run / MANIFEST_NAME).read_text())
-    (tampered / "iter_8.pth").write_bytes((trained_run / "iter_8.pth").read_bytes() + b"\0")
-    with pytest.raises(DataError):  # listed, but its bytes changed
-        load_checkpoint_file(tampered / "iter_8.pth")
+    # A forged trust file beside it (the sha256 of the pickle, as older releases trusted) changes nothing.
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "iter_8.pth").write_bytes(evil.read_bytes())
+    (forged / "trusted_checkpoints.json").write_text(
+        json.dumps({"iter_8.pth": hashlib.sha256(evil.read_bytes()).hexdigest()})
+    )
+    with pytest.raises(DataError, match="refusing to unpickle"):
+        load_checkpoint_file(forged / "iter_8.pth")
+    with pytest.raises(DataError, match="refusing to unpickle"):
+        build_runner(tiny_config(8), work_dir=forged, resume=True, progress=False).train()
+    with pytest.raises(DataError, match="remote weights are not fetched"):
+        build_runner(tiny_config(8, load_from="http://127.0.0.1:9/w.pth"), work_dir=tmp_path / "r", progress=False)
     with pytest.raises(DataError, match="refusing to unpickle"):
         build_runner(tiny_config(8), work_dir=tmp_path / "wd", resume=evil, progress=False).train()
     assert not marker.exists()
@@ -290,3 +300,107 @@ def test_time_limit_stops_training_and_writes_weights(tmp_path: Path, monkeypatc
     weights = torch.load(tmp_path / "final_weights.pth", weights_only=True)
     assert weights["meta"]["iter"] == 4  # four ticks after before_train: stopped after the 4th iteration, not at 10000
     assert (tmp_path / "iter_4.pth").is_file()  # the last iteration is checkpointed, so --resume can continue
+
+
+# ------------------------------------------------------------------------------------- damaged checkpoints
+def test_resume_passes_over_a_damaged_newest_checkpoint_and_removes_temporaries(tmp_path: Path, capsys) -> None:
+    cfg = tiny_config(12, checkpoint_interval=4)
+    reference = train(cfg, work_dir=tmp_path / "reference", progress=False)
+    run = tmp_path / "run"
+    interrupted = build_runner(cfg, work_dir=run, progress=False)
+    interrupted.register_hook(_InterruptAt(10))
+    with pytest.raises(_Interrupted):
+        interrupted.train()
+    every = [torch.load(run / f"iter_{i}.pth", weights_only=True) for i in (4, 8)]  # weights-only, no trust file
+    assert [c["meta"]["iter"] for c in every] == [4, 8]
+    newest = run / "iter_8.pth"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # killed mid-copy, say
+    (run / ".iter_12.pth.tmp4242").write_bytes(b"half a checkpoint")
+    assert latest_checkpoint(run) == run / "iter_4.pth"
+    assert "damaged checkpoint" in capsys.readouterr().err
+    with pytest.raises(DataError, match="not a readable torch checkpoint"):
+        load_checkpoint_file(newest)
+    resumed = build_runner(cfg, work_dir=run, resume=True, progress=False)
+    assert not (run / ".iter_12.pth.tmp4242").exists()
+    resumed.train()
+    assert_same(resumed.model.state_dict(), reference.state_dict())
+
+
+# ------------------------------------------------------------------------------------------- bad configs
+def test_yaml_and_json_configs_are_data_never_code(tmp_path: Path) -> None:
+    marker = tmp_path / "code-was-executed"
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(f"a: !!python/object/apply:os.makedirs ['{marker}']\n")
+    with pytest.raises(DataError, match="invalid YAML config") as error:
+        load_config(evil)
+    assert error.value.path == evil and not marker.exists()
+    good = tmp_path / "good.yaml"
+    good.write_text("train_cfg:\n  max_iters: 5\nmodel:\n  type: EngineTestDenoiser\n")
+    assert load_config(good, cfg_options=["train_cfg.max_iters=7"]).train_cfg.max_iters == 7
+    (tmp_path / "c.json").write_text('{"model": {"type": "EngineTestDenoiser"}}')
+    assert load_config(tmp_path / "c.json").model.type == "EngineTestDenoiser"
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("c.txt", "a = 1\n", "a config is a .py, .yaml, .yml, .json file"),
+        ("c.json", "{oops", "invalid JSON config"),
+        ("c.json", "[1, 2]", "a config holds a mapping"),
+        ("c.py", "raise RuntimeError('boom')\n", "the config raised RuntimeError: boom"),
+        ("c.py", b"a = '\xff\xfe'\n", "not UTF-8 text"),
+    ],
+)
+def test_bad_config_files_are_one_data_error(tmp_path: Path, name: str, content, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError, match=re.escape(message)) as error:
+        load_config(path)
+    assert error.value.path == path and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(train_cfg=dict(max_iters="abc")), "train_cfg.max_iters must be an integer >= 0, got 'abc'"),
+        (dict(checkpoint_interval=-4), "checkpoint_interval must be an integer >= 1"),
+        (dict(log_interval=0), "log_interval must be an integer >= 1"),
+        (dict(time_limit="soon"), "time_limit must be a positive number"),
+    ],
+)
+def test_bad_engine_values_are_one_data_error(tmp_path: Path, options: dict, message: str) -> None:
+    cfg = tiny_config(4)
+    for key, value in options.items():
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) else value
+    with pytest.raises(DataError, match=re.escape(message)):
+        build_runner(cfg, work_dir=tmp_path, progress=False)
+
+
+def test_launcher_pytorch_outside_torchrun_is_a_data_error(tmp_path: Path, monkeypatch) -> None:
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(DataError, match="runs under torchrun"):
+        build_runner(tiny_config(4), work_dir=tmp_path, launcher="pytorch", progress=False)
+
+
+def test_a_non_finite_loss_stops_training_before_anything_is_saved(tmp_path: Path) -> None:
+    cfg = tiny_config(8, checkpoint_interval=2)
+    cfg["train_dataloader"]["dataset"]["size"] = 40
+    runner = build_runner(cfg, work_dir=tmp_path, progress=False)
+    runner.train_dataloader.dataset.data[:] = 1e30  # overflows in the squared error
+    with pytest.raises(DataError, match="training stopped: loss is (nan|inf) at iteration 1"):
+        runner.train()
+    assert not list(tmp_path.glob("*.pth"))
+
+
+def test_misspelt_registry_arguments_and_types_are_one_data_error(tmp_path: Path) -> None:
+    cfg = tiny_config(4)
+    cfg["model"] = dict(type="EngineTestDenoiser", hiden=8)
+    with pytest.raises(
+        DataError, match="unknown key 'hiden' in the arguments of EngineTestDenoiser; did you mean 'hidden'"
+    ):
+        build_runner(cfg, work_dir=tmp_path / "a", progress=False)
+    cfg = tiny_config(4)
+    cfg["train_dataloader"]["dataset"]["type"] = "EngineTestVector"  # built lazily, when training starts
+    with pytest.raises(DataError, match="type 'EngineTestVector' is not registered"):
+        train(cfg, work_dir=tmp_path / "b", progress=False)
