@@ -23,16 +23,8 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from timeseries_model_speed import report as report_model_speed  # the sibling script (benchmarks/ is on sys.path)
 
-from diffusekit.core.engine import load_weights
-from diffusekit.timeseries.cli import (
-    FINAL_WEIGHTS,
-    Settings,
-    build_model,
-    evaluate_entity,
-    load_timeseries_config,
-    train_entities,
-)
-from diffusekit.timeseries.datasets import entity_names, read_entity, validation_length
+from diffusekit.timeseries.data import validation_length
+from diffusekit.timeseries.datasets import entity_names, read_entity
 from diffusekit.timeseries.metrics import (
     average_detection_delay,
     best_f1,
@@ -40,6 +32,14 @@ from diffusekit.timeseries.metrics import (
     f1_point_adjusted,
     range_auc_pr,
     vus_pr,
+)
+from diffusekit.timeseries.pipeline import Settings
+from diffusekit.timeseries.workflow import (
+    FINAL_WEIGHTS,
+    evaluate_entity,
+    load_entity_model,
+    load_timeseries_config,
+    train_entities,
 )
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "smd" / "ServerMachineDataset"
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--cfg-options", nargs="*", default=[], metavar="k=v")
     parser.add_argument("--work-dir", default="work_dirs/bench_smd")
     parser.add_argument("--machines", default="all")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="evaluation device")
     args = parser.parse_args()
 
     cfg = load_timeseries_config(args.config, [f"train_cfg.max_iters={args.iters}", *args.cfg_options])
@@ -106,10 +107,12 @@ def main() -> None:
     for machine in machines:
         split = read_entity(args.data, "smd", machine)
         start = time.perf_counter()
-        (entity_dir,) = train_entities(cfg, args.data, args.work_dir, machines=machine, progress=False)
+        (entity_dir,) = train_entities(
+            cfg, args.data, args.work_dir, machines=machine, device=args.device, progress=False
+        )
         train_s = time.perf_counter() - start
-        model = load_weights(build_model(cfg, split.num_features), entity_dir / FINAL_WEIGHTS)
-        evaluation = evaluate_entity(model, split, settings)
+        model = load_entity_model(cfg, entity_dir / FINAL_WEIGHTS, split.num_features, args.device)
+        evaluation = evaluate_entity(model, split, settings, progress=False)
         windows = int(np.ceil((len(split.test) - settings.window) / settings.test_stride)) + 1
         ours = {k: evaluation.metrics[k] for k in COLUMNS}
         ours.update(train_s=train_s, windows_per_s=windows / evaluation.metrics["seconds"])

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 from diffusekit.core.errors import DataError
 
 FILL_POLICIES = ("ffill_bfill", "zero", "error")
+VAL_FRACTION = 0.1  # the share of a training series held out (its tail) for validation and calibration
 
 
 class Segment(NamedTuple):
@@ -221,6 +222,23 @@ def make_split(
         parts=dict(parts or {}),
         notes=notes,
     )
+
+
+def validation_length(train_length: int, val_fraction: float = VAL_FRACTION, window: int = 100) -> int:
+    """Length of the held-out train tail: ``val_fraction`` of it, at least one window (0 when the fraction is 0).
+    The one validation split of the domain: training (``SeriesWindows``), calibration and the detector use it."""
+    if val_fraction <= 0:
+        return 0
+    n_val = max(int(round(train_length * val_fraction)), window)
+    if train_length - n_val < window:
+        raise DataError(f"{train_length} training steps leave no training window of {window} after validation")
+    return n_val
+
+
+def validation_slice(train_length: int, val_fraction: float = VAL_FRACTION, window: int = 100) -> slice:
+    """The held-out tail of a training series (:func:`validation_length`); all of it when the fraction is 0."""
+    n_val = validation_length(train_length, val_fraction, window)
+    return slice(train_length - n_val, None) if n_val else slice(None)
 
 
 def window_starts(length: int, window: int, stride: int, tail: bool = True) -> np.ndarray:

@@ -14,20 +14,23 @@ from mmengine.registry import DATASETS
 from torch.utils.data import Dataset
 
 from diffusekit.core.errors import DataError
-from diffusekit.timeseries.data import SeriesSplit, WindowDataset
+from diffusekit.timeseries.data import VAL_FRACTION, SeriesSplit, WindowDataset, validation_length
 from diffusekit.timeseries.msl_smap import read_msl_smap
 from diffusekit.timeseries.psm import read_psm
 from diffusekit.timeseries.smd import list_smd_machines, read_smd_machine
-from diffusekit.timeseries.tabular import _load_frame, read_csv_series, read_lines
+from diffusekit.timeseries.tabular import load_frame, read_csv_series, read_header
 
 LAYOUTS = ("smd", "psm", "msl", "smap", "csv")
 _TIMESTAMP_NAMES = ("timestamp", "timestamp_(min)", "time", "date", "datetime")
 
 
 def csv_columns(path: str | Path) -> tuple[str | None, str | None]:
-    """The timestamp and label columns of a user CSV, recognised by name (``timestamp``/``time``/``date``...,
-    ``label``); None when absent."""
-    names, _, _ = read_lines(Path(path), header=True)
+    """The timestamp and label columns of a user CSV (or Parquet) file, recognised by name (``timestamp``/``time``/
+    ``date``..., ``label``); None when absent."""
+    path = Path(path)
+    names = (
+        load_frame(path, None, None, None).header if path.suffix.lower() in (".parquet", ".pq") else read_header(path)
+    )
     stamp = next((name for name in names if name.strip().lower() in _TIMESTAMP_NAMES), None)
     label = next((name for name in names if name.strip().lower() == "label"), None)
     return stamp, label
@@ -45,10 +48,10 @@ def _read_csv_folder(root: Path) -> SeriesSplit:
     stamp, label = csv_columns(train)
     test_label = csv_columns(test)[1] if test.is_file() else None
     if label is None and test_label is not None:  # the usual case: labels only in test.csv
-        names, _, _ = read_lines(train, header=True)
+        names = read_header(train)
         features = [name for name in names if name != stamp]
         split = read_csv_series(train, test, feature_columns=features, timestamp_column=stamp)
-        split.test_labels = _load_frame(test, features, stamp, test_label).labels
+        split.test_labels = load_frame(test, features, stamp, test_label).labels
         return split
     return read_csv_series(
         train,
@@ -95,16 +98,6 @@ def read_entity(data_root: str | Path, layout: str, machine: str | None = None) 
     return _read_csv_folder(root)
 
 
-def validation_length(train_length: int, val_fraction: float, window: int) -> int:
-    """Length of the held-out train tail: ``val_fraction`` of it, at least one window (0 when the fraction is 0)."""
-    if val_fraction <= 0:
-        return 0
-    n_val = max(int(round(train_length * val_fraction)), window)
-    if train_length - n_val < window:
-        raise DataError(f"{train_length} training steps leave no training window of {window} after validation")
-    return n_val
-
-
 @DATASETS.register_module()
 class SeriesWindows(Dataset):
     """Training windows ``(K, L)`` of one entity, read with the real reader of ``layout``.
@@ -127,7 +120,7 @@ class SeriesWindows(Dataset):
         window: int = 100,
         stride: int = 1,
         split: str = "train",
-        val_fraction: float = 0.1,
+        val_fraction: float = VAL_FRACTION,
     ):
         self.series = read_entity(data_root, layout, machine)
         train = self.series.train

@@ -31,16 +31,9 @@ from torch import nn
 
 from diffusekit.core.gaussian import GaussianDiffusion
 from diffusekit.core.schedule import NoiseSchedule
-from diffusekit.timeseries.data import MinMaxScaling, WindowDataset
-from diffusekit.timeseries.ensemble import (
-    DEFAULT_STEPS,
-    Reduce,
-    SeriesScores,
-    VoteCalibration,
-    calibrate_votes,
-    decision_scores,
-    score_windows,
-)
+from diffusekit.timeseries.data import VAL_FRACTION, MinMaxScaling, WindowDataset, validation_slice
+from diffusekit.timeseries.ensemble import DEFAULT_STEPS, Reduce, SeriesScores, VoteCalibration
+from diffusekit.timeseries.pipeline import Interval, Settings, calibrate_scores, detect, find_intervals, score_series
 
 TrainStrategy = Literal["grating", "random"]
 
@@ -246,6 +239,22 @@ class ImDiffusion(BaseModel):
         merged = states[:b] * target0 + states[b:] * (1.0 - target0)
         return WindowImputation(merged, x, list(traj.timesteps))
 
+    def val_step(self, data: dict) -> list[dict[str, float]]:
+        """Validation (mmengine ``ValLoop``): impute every window with both grating masks, from fixed noise (the
+        training RNG is left alone), and return per window the summed squared and absolute error of the final
+        imputation over the observed points, and their count (for :class:`~diffusekit.timeseries.metrics.
+        ImputationMetric`)."""
+        data = self.data_preprocessor(data, False)
+        x, observed = self._unpack(data, None, None, None)
+        out = self.impute(x, observed, generator=torch.Generator().manual_seed(0))
+        error = (out.imputed[:, -1] - x) * observed
+        sq, ab, count = (error**2).sum(dim=(1, 2)), error.abs().sum(dim=(1, 2)), observed.sum(dim=(1, 2))
+        return [
+            dict(sq_error=float(s), abs_error=float(a), count=float(c)) for s, a, c in zip(sq.cpu(), ab.cpu(), count)
+        ]
+
+    test_step = val_step
+
 
 NetFactory = Callable[[int], nn.Module]
 
@@ -253,9 +262,10 @@ NetFactory = Callable[[int], nn.Module]
 class ImDiffusionDetector:
     """PyOD-style ImDiffusion detector on (T, K) numpy series.
 
-    ``fit`` fits min-max scaling on ``X_train``, holds out the last ``val_fraction`` of it (contiguous, at least one
-    window) for calibration, trains ``iterations`` Adam steps (released: lr 1e-3, wd 1e-6, x0.1 at 75%/90%) on
-    stride-``train_stride`` windows of the rest, then scores all of ``X_train`` (``decision_scores_``, ``labels_``).
+    ``fit`` fits min-max scaling on ``X_train``, holds out its tail (``val_fraction``, at least one window: the
+    domain's one validation split, :func:`~diffusekit.timeseries.data.validation_slice`) for calibration, trains
+    ``iterations`` Adam steps (released: lr 1e-3, wd 1e-6, x0.1 at 75%/90%) on stride-``train_stride`` windows of
+    the rest, then scores all of ``X_train`` (``decision_scores_``, ``labels_``).
 
     Deployable threshold (default for ``predict``, no test labels): :func:`~diffusekit.timeseries.ensemble.
     calibrate_votes` on the held-out scores with ``p0`` (the per-step false-alarm rate on normal data) and ``xi``
@@ -264,7 +274,8 @@ class ImDiffusionDetector:
 
     ``net_factory(num_features) -> module`` builds the denoiser (default: ``ImDiffusionNet`` from
     ``diffusekit.timeseries.models``, imported lazily). Test windows use stride ``window // 2`` (released 50 of 100)
-    plus a tail window, stitched so every timestamp is scored once.
+    plus a tail window, stitched so every timestamp is scored once. Scoring, calibration and intervals are those of
+    :mod:`diffusekit.timeseries.pipeline`, as in ``diffusekit timeseries evaluate / predict``.
     """
 
     def __init__(
@@ -282,17 +293,17 @@ class ImDiffusionDetector:
         steps: Sequence[int] = DEFAULT_STEPS,
         p0: float = 0.02,
         xi: int | None = None,
-        val_fraction: float = 0.2,
+        val_fraction: float = VAL_FRACTION,
         top_k: int = 3,
         device: str = "cpu",
         seed: int = 0,
     ):
-        self.window, self.stride = int(window), int(stride or max(1, window // 2))
+        self.settings = Settings(window, stride, val_fraction, reduce, tuple(steps), p0, xi, (p0,))
+        self.window, self.stride = self.settings.window, self.settings.test_stride
         self.train_stride, self.iterations, self.batch_size = int(train_stride), int(iterations), int(batch_size)
         self.lr, self.weight_decay = lr, weight_decay
         self.net_factory, self.model_kwargs = net_factory, dict(model_kwargs or {})
-        self.reduce, self.steps, self.p0, self.xi = reduce, tuple(steps), p0, xi
-        self.val_fraction, self.top_k, self.device, self.seed = val_fraction, int(top_k), device, seed
+        self.top_k, self.device, self.seed = int(top_k), device, seed
         self._cache: tuple[str, SeriesScores] | None = None
 
     # ---------------------------------------------------------------------------------------------- fitting
@@ -309,20 +320,14 @@ class ImDiffusionDetector:
         torch.manual_seed(self.seed)
         self.scaler_ = MinMaxScaling.fit(X)
         scaled = self.scaler_.transform(X)
-        n_val = int(round(len(X) * self.val_fraction))
-        n_val = 0 if n_val == 0 else max(n_val, self.window)
-        if len(X) - n_val < self.window:
-            raise ValueError(f"{len(X)} training steps leave no training window of {self.window} after validation")
+        held_out = validation_slice(len(X), self.settings.val_fraction, self.window)
         self.model_ = ImDiffusion(self._net(X.shape[1]), **self.model_kwargs).to(self.device)
-        self.losses_ = self._train(scaled[: len(X) - n_val])
+        self.losses_ = self._train(scaled[: held_out.start] if held_out.start else scaled)
         scores = self._scores_scaled(scaled)
-        val = scores.part(slice(len(X) - n_val, None) if n_val else slice(None))  # no hold-out: train (biased low)
-        self.calibration_: VoteCalibration = calibrate_votes(
-            val.step_scores, val.step_errors, self.p0, self.steps, self.xi
-        )
+        self.calibration_: VoteCalibration = calibrate_scores(scores.part(held_out), self.settings)
         self.threshold_ = float(self.calibration_.xi + 1)
-        self.decision_scores_ = decision_scores(scores.step_scores, self.calibration_.thresholds, self.steps)
-        self.labels_ = (self.decision_scores_ >= self.threshold_).astype(np.int64)
+        found = detect(scores, self.calibration_)
+        self.decision_scores_, self.labels_ = found.decision, found.predicted
         return self
 
     def _train(self, scaled: np.ndarray) -> list[float]:
@@ -355,19 +360,12 @@ class ImDiffusionDetector:
 
     def _scores_scaled(self, scaled: np.ndarray) -> SeriesScores:
         key = hashlib.sha1(np.ascontiguousarray(scaled, dtype=np.float32).tobytes()).hexdigest()
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        data = WindowDataset(scaled, self.window, self.stride, tail=True)
-        gen = torch.Generator().manual_seed(self.seed + 1)
-        imputed, inputs = [], []
-        for lo in range(0, len(data), 64):
-            x = torch.stack([data[i]["values"] for i in range(lo, min(lo + 64, len(data)))]).to(self.device)
-            out = self.model_(x, mode="predict", generator=gen)
-            imputed.append(out.imputed.cpu().numpy())
-            inputs.append(x.cpu().numpy())
-        scores = score_windows(np.concatenate(imputed), np.concatenate(inputs), data.starts, len(scaled), self.reduce)
-        self._cache = (key, scores)
-        return scores
+        if self._cache is None or self._cache[0] != key:
+            scores = score_series(
+                self.model_, scaled, self.settings, seed=self.seed + 1, all_steps=True, progress=False
+            )
+            self._cache = (key, scores)
+        return self._cache[1]
 
     def score_samples(self, X: np.ndarray) -> SeriesScores:
         """Per-step scores (S, T), per-step errors (S,) and per-feature final-step errors (K, T) of a series."""
@@ -375,23 +373,16 @@ class ImDiffusionDetector:
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """d(t) = V(t) + soft vote in [0, 1) with the calibrated thresholds (T,); higher is more anomalous."""
-        scores = self.score_samples(X)
-        return decision_scores(scores.step_scores, self.calibration_.thresholds, self.steps)
+        return detect(self.score_samples(X), self.calibration_).decision
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """0/1 labels with the deployable threshold: V > ξ (``decision_function >= threshold_``)."""
-        return (self.decision_function(X) >= self.threshold_).astype(np.int64)
+        return detect(self.score_samples(X), self.calibration_).predicted
 
-    def intervals(self, X: np.ndarray) -> list[tuple[int, int, float, list[int]]]:
-        """Predicted anomalous intervals ``(start, end exclusive, max decision score, top features)``; features
-        ranked by their mean final-step imputation error |x̂₀ − x| inside the interval (``top_k`` of them)."""
+    def intervals(self, X: np.ndarray) -> list[Interval]:
+        """Predicted anomalous intervals ``(start, end exclusive, max decision score, top features)``: the
+        pipeline's :func:`~diffusekit.timeseries.pipeline.find_intervals` (features ranked by their mean final-step
+        imputation error |x̂₀ − x| inside the interval, ``top_k`` of them)."""
         scores = self.score_samples(X)
-        d = decision_scores(scores.step_scores, self.calibration_.thresholds, self.steps)
-        pred = np.concatenate(([0], (d >= self.threshold_).astype(np.int8), [0]))
-        edges = np.flatnonzero(np.diff(pred))
-        out = []
-        for start, end in zip(edges[::2], edges[1::2]):
-            per_feature = scores.feature_scores[:, start:end].mean(axis=1)
-            top = [int(k) for k in np.argsort(-per_feature, kind="stable")[: self.top_k]]
-            out.append((int(start), int(end), float(d[start:end].max()), top))
-        return out
+        found = detect(scores, self.calibration_)
+        return find_intervals(found.predicted, found.decision, scores.feature_scores, self.top_k)

@@ -394,3 +394,20 @@ class AnomalyDetectionMetric(BaseMetric):
             else:
                 out[name] = average_detection_delay(labels, pred)
         return out
+
+
+@METRICS.register_module()
+class ImputationMetric(BaseMetric):
+    """Validation during training: the imputation error of the final diffusion sample on held-out normal windows
+    (the tail of the training series, ``SeriesWindows(split="val")``), from ``ImDiffusion.val_step``'s per-window
+    sums. Returns ``mse`` and ``mae`` over the observed points (keys ``imputation/mse``, ``imputation/mae``):
+    lower is better, and an anomaly detector that imputes normal data well flags fewer of it."""
+
+    default_prefix = "imputation"
+
+    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
+        self.results.extend((s["sq_error"], s["abs_error"], s["count"]) for s in data_samples)
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        sq, ab, count = np.asarray(results, dtype=np.float64).sum(axis=0)
+        return {"mse": float(sq / max(count, 1.0)), "mae": float(ab / max(count, 1.0))}

@@ -1,13 +1,16 @@
 """Delimited text tables with line-accurate errors, and the generic reader for a user's own CSV or Parquet series.
 
-Parsing uses numpy only (``np.loadtxt`` on the file's lines: about 40 ms for one SMD file); pandas and pyarrow are
-needed only for Parquet. Problems raise :class:`DataError` naming the file and, for text, the 1-based line: ragged
-rows, non-numeric fields, infinite values, missing values where they are not allowed, an empty file. Fields are
-split on commas; quoted fields that contain commas are not supported.
+Two parsers: the fixed numeric files of the official datasets (SMD, PSM; no quoting) go through ``np.loadtxt`` on
+the file's lines (about 40 ms for one SMD file); a user's CSV goes through Python's ``csv`` module (RFC 4180:
+quoted fields with commas, quotes or line breaks inside), as do all headers. pandas and pyarrow are needed only for
+Parquet. Problems raise :class:`DataError` naming the file and, for text, the 1-based line: ragged rows,
+non-numeric fields, infinite values, missing values where they are not allowed, an empty file.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,32 +39,100 @@ class TextTable:
 def read_lines(path: str | Path, header: bool) -> tuple[list[str] | None, list[str], int]:
     """Return (header names or None, data lines, file line number of the first data line)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path)
-    if path.is_dir():
-        raise DataError("expected a file, found a folder", path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # strips a BOM; universal newlines: \r\n becomes \n
-    except UnicodeDecodeError as err:
-        raise DataError(f"not a UTF-8 text file ({err.reason} at byte {err.start})", path) from err
-    except OSError as err:
-        raise DataError(f"cannot read the file: {err.strerror}", path) from err
-    lines = text.split("\n")
+    lines = _read_text(path).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
         raise DataError("empty file", path)
     if not header:
         return None, lines, 1
-    names = [name.strip().strip('"').strip("'") for name in lines[0].split(",")]
-    if not lines[0].strip():
+    names = header_names(next(csv.reader([lines[0]])), path)
+    if len(lines) == 1:
+        raise DataError("no data rows after the header", path)
+    return names, lines[1:], 2
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise DataError("file not found", path)
+    if path.is_dir():
+        raise DataError("expected a file, found a folder", path)
+    try:
+        return path.read_text(encoding="utf-8-sig")  # strips a BOM; universal newlines: \r\n becomes \n
+    except UnicodeDecodeError as err:
+        raise DataError(f"not a UTF-8 text file ({err.reason} at byte {err.start})", path) from err
+    except OSError as err:
+        raise DataError(f"cannot read the file: {err.strerror}", path) from err
+
+
+def header_names(fields: Sequence[str], path: Path) -> list[str]:
+    """Column names of a header row (parsed by ``csv``: quotes removed); blank or duplicated names are errors."""
+    names = [name.strip() for name in fields]
+    if not any(names):
         raise DataError("blank first line; expected a header", path, line=1)
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
         raise DataError(f"duplicated column names in the header: {duplicated}", path, line=1)
-    if len(lines) == 1:
+    return names
+
+
+def read_header(path: str | Path) -> list[str]:
+    """The column names of a CSV file's header row (the first record, parsed by ``csv``)."""
+    path = Path(path)
+    fields = next(csv.reader(io.StringIO(_read_text(path))), None)
+    if fields is None:
+        raise DataError("empty file", path)
+    return header_names(fields, path)
+
+
+def read_csv_rows(path: str | Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """A CSV file with a header, parsed by Python's ``csv`` module: (column names, data rows, the 1-based file
+    line where each row ends). Trailing blank lines are dropped; a row whose field count differs from the header's
+    (a blank line inside the data included) is a DataError naming its line."""
+    path = Path(path)
+    reader = csv.reader(io.StringIO(_read_text(path)))
+    rows, ends = [], []
+    try:
+        for row in reader:
+            rows.append(row)
+            ends.append(reader.line_num)
+    except csv.Error as err:
+        raise DataError(f"not a valid CSV: {err}", path, line=reader.line_num) from None
+    while rows and not any(field.strip() for field in rows[-1]):
+        rows.pop(), ends.pop()
+    if not rows:
+        raise DataError("empty file", path)
+    names = header_names(rows[0], path)
+    if len(rows) == 1:
         raise DataError("no data rows after the header", path)
-    return names, lines[1:], 2
+    for row, end in zip(rows[1:], ends[1:]):
+        if len(row) != len(names):
+            fields = "a blank line" if not row else "1 field" if len(row) == 1 else f"{len(row)} fields"
+            raise DataError(f"ragged row: {fields}, expected {len(names)}", path, line=end)
+    return names, rows[1:], ends[1:]
+
+
+def parse_columns(
+    rows: list[list[str]], index: Sequence[int], names: Sequence[str], path: Path, lines: Sequence[int], missing: bool
+) -> np.ndarray:
+    """The columns ``index`` of parsed CSV rows as float64 (rows, len(index)); an empty field is NaN when
+    ``missing`` is allowed, else (like a non-number) a DataError naming the line and the column."""
+    cells = np.char.strip(np.array([[row[i] for i in index] for row in rows], dtype=str).reshape(len(rows), -1))
+    empty = cells == ""
+    if missing or not empty.any():
+        try:
+            return np.where(empty, "nan", cells).astype(np.float64)
+        except ValueError:
+            pass
+    for r, row in enumerate(cells):
+        for c, token in enumerate(row):
+            if not token and not missing:
+                raise DataError(f"missing value (an empty field) in column {names[c]!r}", path, line=lines[r])
+            try:
+                float(token or "nan")
+            except ValueError:
+                raise DataError(f"column {names[c]!r}: {token[:30]!r} is not a number", path, line=lines[r]) from None
+    raise DataError("could not parse the numbers", path)
 
 
 def check_ragged(lines: Sequence[str], n_columns: int, path: Path, first_line: int) -> None:
@@ -116,8 +187,17 @@ def parse_numbers(
         raise _first_bad_field(lines, path, first_line, allow_missing, names) from None
 
 
+Lines = int | Sequence[int] | None  # the file line of row 0, or of every row (CSV rows may span lines), or unknown
+
+
+def _line(lines: Lines, row: int) -> int | None:
+    if lines is None or isinstance(lines, int):
+        return None if lines is None else lines + row
+    return lines[row]
+
+
 def check_finite(
-    values: np.ndarray, path: Path, first_line: int | None, names: Sequence[str] | None, allow_missing: bool
+    values: np.ndarray, path: Path, first_line: Lines, names: Sequence[str] | None, allow_missing: bool
 ) -> None:
     """Raise at the first infinite value (always) or NaN (unless ``allow_missing``); rows map to lines if known."""
     bad = np.isinf(values) if allow_missing else ~np.isfinite(values)
@@ -128,7 +208,7 @@ def check_finite(
     column_name = repr(names[column]) if names is not None else str(column + 1)
     if first_line is None:
         raise DataError(f"{what} at row {row}, column {column_name}", path)
-    raise DataError(f"{what} in column {column_name}", path, line=first_line + row)
+    raise DataError(f"{what} in column {column_name}", path, line=_line(first_line, row))
 
 
 def read_text_table(
@@ -148,7 +228,7 @@ def read_text_table(
 
 
 def check_labels(
-    values: np.ndarray, path: Path, first_line: int | None, expected_length: int, series_path: str | Path
+    values: np.ndarray, path: Path, first_line: Lines, expected_length: int, series_path: str | Path
 ) -> np.ndarray:
     """0/1 values of the series' length, as int64; otherwise a DataError naming the label file (and line)."""
     bad = np.flatnonzero((values != 0) & (values != 1))
@@ -157,7 +237,7 @@ def check_labels(
         message = f"label must be 0 or 1, got {values[row]:g}"
         if first_line is None:
             raise DataError(f"{message} at row {row}", path)
-        raise DataError(message, path, line=first_line + row)
+        raise DataError(message, path, line=_line(first_line, row))
     if values.shape[0] != expected_length:
         raise DataError(f"{values.shape[0]} labels but {Path(series_path).name} has {expected_length} rows", path)
     return values.astype(np.int64)
@@ -170,18 +250,18 @@ def read_label_file(path: str | Path, expected_length: int, series_path: str | P
 
 
 @dataclass
-class _Frame:
+class Frame:
     path: Path
     header: list[str]  # every column of the file
     columns: list[str]  # the feature columns
     features: np.ndarray  # (T, K) float64, NaN where missing
     labels: np.ndarray | None
     timestamps: np.ndarray | None
-    first_line: int | None  # None for Parquet: errors name rows
+    lines: list[int] | None  # the file line of every row; None for Parquet: errors name rows
 
 
 def _timestamps(raw: Sequence[str]) -> np.ndarray:
-    tokens = np.asarray([token.strip().strip('"') for token in raw])
+    tokens = np.asarray([token.strip() for token in raw])
     try:
         return tokens.astype(np.float64)
     except ValueError:
@@ -200,36 +280,29 @@ def _require_columns(path: Path, columns: list[str], wanted: Sequence[str], line
         )
 
 
-def _load_frame(
+def load_frame(
     path: Path, features: Sequence[str] | None, timestamp_column: str | None, label_column: str | None
-) -> _Frame:
+) -> Frame:
+    """A user's CSV (parsed by the ``csv`` module) or Parquet file: the ``features`` columns (default: all but
+    the timestamp and label columns; empty fields NaN), 0/1 labels and timestamps when those columns are named."""
     special = [name for name in (timestamp_column, label_column) if name is not None]
     if path.suffix.lower() in (".parquet", ".pq"):
         return _load_parquet(path, features, timestamp_column, label_column, special)
-    names, lines, first_line = read_lines(path, header=True)
+    names, rows, lines = read_csv_rows(path)
     _require_columns(path, names, list(features or []) + special, line=1)
     feature_names = list(features) if features is not None else [name for name in names if name not in special]
-    check_ragged(lines, len(names), path, first_line)
-    split = None if feature_names == names else [line.split(",") for line in lines]
-    if split is None:
-        values = parse_numbers(lines, path, first_line, True, feature_names)
-    else:
-        index = [names.index(name) for name in feature_names]
-        subset = [",".join(fields[i] for i in index) for fields in split]
-        values = parse_numbers(subset, path, first_line, True, feature_names)
-    check_finite(values, path, first_line, feature_names, allow_missing=True)
+    index = [names.index(name) for name in feature_names]
+    values = parse_columns(rows, index, feature_names, path, lines, missing=True)
+    check_finite(values, path, lines, feature_names, allow_missing=True)
     labels = timestamps = None
     if label_column is not None:
-        column = names.index(label_column)
-        label_lines = [fields[column] for fields in split] if split else [line.split(",")[column] for line in lines]
-        raw = parse_numbers(label_lines, path, first_line, False, [label_column])[:, 0]
-        check_finite(raw[:, None], path, first_line, [label_column], allow_missing=False)
-        labels = check_labels(raw, path, first_line, len(raw), path)
+        raw = parse_columns(rows, [names.index(label_column)], [label_column], path, lines, missing=False)
+        check_finite(raw, path, lines, [label_column], allow_missing=False)
+        labels = check_labels(raw[:, 0], path, lines, len(raw), path)
     if timestamp_column is not None:
         column = names.index(timestamp_column)
-        raw_stamps = [fields[column] for fields in split] if split else [line.split(",")[column] for line in lines]
-        timestamps = _timestamps(raw_stamps)
-    return _Frame(path, names, feature_names, values, labels, timestamps, first_line)
+        timestamps = _timestamps([row[column] for row in rows])
+    return Frame(path, names, feature_names, values, labels, timestamps, lines)
 
 
 def _load_parquet(
@@ -238,7 +311,7 @@ def _load_parquet(
     timestamp_column: str | None,
     label_column: str | None,
     special: list[str],
-) -> _Frame:
+) -> Frame:
     if not path.is_file():
         raise DataError("file not found", path)
     try:
@@ -268,7 +341,7 @@ def _load_parquet(
         labels = check_labels(raw, path, None, len(raw), path)
     if timestamp_column is not None:
         timestamps = frame[timestamp_column].to_numpy()
-    return _Frame(path, names, feature_names, values, labels, timestamps, None)
+    return Frame(path, names, feature_names, values, labels, timestamps, None)
 
 
 def read_csv_series(
@@ -292,14 +365,14 @@ def read_csv_series(
     are split the same way. Missing feature values follow ``missing`` (see :mod:`diffusekit.timeseries.data`).
     """
     train_path = Path(train_path)
-    train = _load_frame(train_path, feature_columns, timestamp_column, label_column)
+    train = load_frame(train_path, feature_columns, timestamp_column, label_column)
     notes = []
     if feature_columns is None:
         suspicious = [name for name in train.columns if name.strip().lower() in _LABEL_LIKE]
         if suspicious:
             notes.append(f"column(s) {suspicious} look like labels but are used as features; pass label_column")
     if test_path is not None:
-        test = _load_frame(Path(test_path), train.columns, timestamp_column, label_column)
+        test = load_frame(Path(test_path), train.columns, timestamp_column, label_column)
         extra = [name for name in test.header if name not in train.header]
         if feature_columns is None and extra:
             raise DataError(f"test has columns that train lacks: {extra} (train: {train_path.name})", test_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusekit.core.figures import pyplot, save_figure
+from diffusekit.core.figures import save_figure, subplots
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -34,14 +34,12 @@ def plot_detection(
     """Draw the ``top`` features with the largest imputation error (series (T, K)), the decision score with its
     threshold, the ensemble votes with ξ, and the true labels; detected intervals are shaded red on every panel,
     labelled anomalies green on the series panels. ``feature_scores`` is (K, T)."""
-    plt = pyplot()
-
     series = np.asarray(series)
     T, K = series.shape
     names = list(feature_names) if feature_names is not None else [f"feature_{k}" for k in range(K)]
     ranked = np.argsort(-np.asarray(feature_scores).mean(axis=1), kind="stable")[: min(top, K)]
     panels = len(ranked) + 2 + (labels is not None)
-    fig, axes = plt.subplots(panels, 1, figsize=(12, 1.5 * panels + 0.6), sharex=True, squeeze=False)
+    fig, axes = subplots(panels, 1, figsize=(12, 1.5 * panels + 0.6), sharex=True, squeeze=False)
     axes = axes[:, 0]
     t = np.arange(T)
     detected = _runs(predicted)

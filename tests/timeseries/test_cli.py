@@ -10,14 +10,17 @@ import pytest
 import torch
 
 from diffusekit.core import cli
-from diffusekit.timeseries.cli import DOMAIN, METRIC_KEYS
+from diffusekit.core.engine import shipped_configs
+from diffusekit.timeseries.cli import DOMAIN
 from diffusekit.timeseries.synthetic import write_smd_dataset
+from diffusekit.timeseries.workflow import METRIC_KEYS
 
 FAST = [
     "--config",
     "imdiffusion_tiny",
     "--cfg-options",
     "train_cfg.max_iters=4",
+    "train_cfg.val_interval=2",
     "model.num_steps=30",
     "detect.test_stride=32",
 ]
@@ -52,10 +55,16 @@ def test_synth_writes_the_smd_layout(tmp_path, capsys):
     assert "3 entities" in capsys.readouterr().out
 
 
-def test_train_writes_weights_and_detector(trained):
+def test_train_writes_weights_detector_and_validation_curves(trained):
     _, work = trained
     machine = work / "machine-1-1"
     assert (machine / "final_weights.pth").is_file()
+    curves = json.loads((machine / "curves.json").read_text())
+    assert [it for it, _ in curves["val"]] == [2, 4]
+    mse = [metrics["imputation/mse"] for _, metrics in curves["val"]]
+    assert all(value > 0 for value in mse) and (machine / "curves.png").is_file()
+    best = list(machine.glob("best_imputation_mse_iter_*.pth"))
+    assert len(best) == 1 and best[0].name == f"best_imputation_mse_iter_{2 + 2 * (mse[1] < mse[0])}.pth"
     record = json.loads((machine / "detector.json").read_text())
     assert len(record["feature_names"]) == 38 and len(record["thresholds"]) == 10
     assert not (work / "machine-1-2").exists()
@@ -87,7 +96,12 @@ def test_predict_on_a_csv_and_a_folder(trained, tmp_path, capsys):
     header = "timestamp," + ",".join(f"feature_{k}" for k in range(38))
     (tmp_path / "new.csv").write_text("\n".join([header, *(f"{t},{line}" for t, line in enumerate(test))]) + "\n")
     checkpoint = str(work / "machine-1-1" / "final_weights.pth")
-    for source, out in ((tmp_path / "new.csv", tmp_path / "csv_out"), (data, tmp_path / "dir_out")):
+    sources = [(tmp_path / "new.csv", tmp_path / "csv_out"), (data, tmp_path / "dir_out")]
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    pandas.read_csv(tmp_path / "new.csv").to_parquet(tmp_path / "new.parquet")
+    sources.append((tmp_path / "new.parquet", tmp_path / "parquet_out"))
+    for source, out in sources:
         args = ["timeseries", "predict", *FAST[:2], "--checkpoint", checkpoint, "--input", str(source)]
         assert cli.main([*args, "--out", str(out), *FAST[2:]]) == 0
         rows = _rows(out / "scores.csv")
@@ -120,6 +134,31 @@ def test_user_input_errors_exit_2_with_one_line(trained, tmp_path, capsys):
     checkpoint = str(work / "machine-1-1")
     predict = ["timeseries", "predict", *FAST[:2], "--checkpoint", checkpoint, "--input", str(tmp_path / "bad.csv")]
     assert "2 feature columns" in _one_line_error(capsys, [*predict, "--out", str(tmp_path / "p")])
+
+
+def test_misspelt_config_keys_exit_2_naming_key_file_and_closest(trained, tmp_path, capsys):
+    data, work = trained
+    evaluate = ["timeseries", "evaluate", "--data", str(data), "--checkpoint", str(work), "--machines", "machine-1-1"]
+    err = _one_line_error(capsys, [*evaluate, *FAST[:3], "detect.metric_windw=8"])
+    assert "'metric_windw'" in err and "imdiffusion_tiny.py" in err and "did you mean 'metric_window'?" in err
+    config = tmp_path / "mine.py"
+    tiny = shipped_configs("diffusekit.timeseries")["imdiffusion_tiny"]
+    config.write_text(f"_base_ = [{str(tiny)!r}]\ndetect = dict(p00=0.1)\n")
+    train = ["timeseries", "train", "--data", str(data), "--work-dir", str(tmp_path / "w"), "--config", str(config)]
+    err = _one_line_error(capsys, train)
+    assert str(config) in err and "'p00'" in err and "did you mean 'p0'?" in err
+    assert not (tmp_path / "w").exists()
+
+
+def test_quick_demo_writes_report_figures_and_metrics(tmp_path, capsys):
+    assert cli.main(["timeseries", "demo", "--quick", "--json", "--out", str(tmp_path)]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["iterations"] == 150 and 0.0 < metrics["label_rate"] < 0.5
+    assert 0.0 <= metrics["f1"] <= 1.0 and 0.0 <= metrics["vus_pr"] <= 1.0
+    report = (tmp_path / "report.md").read_text()
+    for figure in ("timeseries/detection.png", "timeseries/work_dir/series/curves.png"):
+        assert f"({figure})" in report and (tmp_path / figure).is_file()
+    assert (tmp_path / "timeseries" / "data" / "test.csv").read_text().startswith("timestamp,feature_0,")
 
 
 @pytest.mark.parametrize("command", ["synth", "train", "evaluate", "predict", "demo"])

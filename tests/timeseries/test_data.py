@@ -325,3 +325,19 @@ def test_parquet_needs_pandas_and_pyarrow(tmp_path):
     pd.DataFrame({"a": np.arange(10.0), "b": np.ones(10), "label": [0] * 9 + [1]}).to_parquet(path)
     split = read_csv_series(path, label_column="label", train_end=6)
     assert split.train.shape == (6, 2) and split.test_labels.tolist() == [0, 0, 0, 1]
+
+
+def test_user_csv_with_quoted_fields(tmp_path):
+    """Quoted header names and fields with commas (and a quoted number) go through a real CSV parser."""
+    path = tmp_path / "quoted.csv"
+    rows = ['"time, UTC","cpu, total",mem,label']
+    rows += [f'"2024-01-0{1 + t // 5}, 00:0{t % 5}",{t / 10:.1f},"{2 * t}",{int(t == 7)}' for t in range(10)]
+    path.write_text("\n".join(rows) + "\n")
+    split = read_csv_series(path, timestamp_column="time, UTC", label_column="label", train_end=6)
+    assert split.feature_names == ["cpu, total", "mem"]
+    assert split.raw_train[:, 1].tolist() == [0, 2, 4, 6, 8, 10]
+    assert split.test_timestamps[0] == "2024-01-02, 00:01" and split.test_labels.tolist() == [0, 1, 0, 0]
+    path.write_text(rows[0] + "\n" + rows[1] + "\n" + '"2024-01-01, 00:01",0.1,"x,y",0\n')
+    with pytest.raises(DataError, match="column 'mem': 'x,y' is not a number") as caught:
+        read_csv_series(path, timestamp_column="time, UTC", label_column="label", train_end=1)
+    assert caught.value.line == 3

@@ -4,4 +4,5 @@ _base_ = ["./imdiffusion_smd.py"]
 
 model = dict(denoiser=dict(num_features=55))
 train_dataloader = dict(dataset=dict(layout="msl"))
+val_dataloader = dict(dataset=dict(layout="msl"))
 detect = dict(reduce="sum", oracle_p0=[0.02])

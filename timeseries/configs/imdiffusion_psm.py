@@ -4,4 +4,5 @@ _base_ = ["./imdiffusion_smd.py"]
 
 model = dict(denoiser=dict(num_features=25))
 train_dataloader = dict(dataset=dict(layout="psm"))
+val_dataloader = dict(dataset=dict(layout="psm"))
 detect = dict(oracle_p0=[0.02])

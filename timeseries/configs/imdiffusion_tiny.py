@@ -1,4 +1,4 @@
-# A tiny ImDiffusion for the demo and tests: trains in about a minute on 2 CPU cores on synthetic SMD-layout data.
+# A tiny ImDiffusion for the demo and tests: trains in seconds on 2 CPU cores on synthetic SMD-layout data.
 # imdiffusion_smd.py (50-step quad schedule, grating masks, the same voting) with a small network and short windows.
 _base_ = ["./imdiffusion_smd.py"]
 
@@ -11,7 +11,8 @@ model = dict(
     train_blocks=4,
 )
 train_dataloader = dict(dataset=dict(window=window), batch_size=16)
+val_dataloader = dict(dataset=dict(window=window, stride=window))
 param_scheduler = dict(milestones=[int(0.75 * max_iters), int(0.9 * max_iters)])
-train_cfg = dict(max_iters=max_iters)
+train_cfg = dict(max_iters=max_iters, val_interval=100)  # validation: a few windows of the train tail
 checkpoint_interval = 1000
 detect = dict(oracle_p0=[0.005, 0.01, 0.02, 0.05], test_stride=16, metric_window=32)

@@ -1,0 +1,182 @@
+"""The ImDiffusion detection pipeline, shared by the command line, the benchmarks and :class:`~diffusekit.timeseries.
+imdiffusion.ImDiffusionDetector`: scoring settings from a config, the one window scorer (impute, stitch, score), the
+deployable calibration on the held-out train tail, vote decisions and the interval finder.
+
+The numpy parts (stitching, per-step thresholds, voting) live in :mod:`diffusekit.timeseries.ensemble`; this module
+runs a model over a series and puts them together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from diffusekit.core.config_checks import config_block
+from diffusekit.core.errors import DataError
+from diffusekit.core.progress import ProgressLine
+from diffusekit.timeseries.data import VAL_FRACTION, WindowDataset, validation_length, validation_slice
+from diffusekit.timeseries.ensemble import (
+    DEFAULT_STEPS,
+    SeriesScores,
+    VoteCalibration,
+    calibrate_votes,
+    decision_scores,
+    ensemble_votes,
+    score_windows,
+    vote_labels,
+)
+
+log = logging.getLogger(__name__)
+
+# every key of a config's ``detect`` block, with its default (None: derived from the window)
+DETECT_DEFAULTS: dict[str, Any] = dict(
+    reduce="max", steps=list(DEFAULT_STEPS), p0=0.02, xi=None, oracle_p0=[0.02], test_stride=None, metric_window=None
+)
+
+
+@dataclass
+class Settings:
+    """What scoring and calibration need: the window, the test stride (default ``window // 2``), the validation
+    share of the train series, the feature reduction, the voting steps, the deployable p0 and ξ (None: majority),
+    the oracle's p0 grid and the R-AUC/VUS window (default: the window)."""
+
+    window: int = 100
+    test_stride: int | None = None
+    val_fraction: float = VAL_FRACTION
+    reduce: str = "max"
+    steps: tuple[int, ...] = DEFAULT_STEPS
+    p0: float = 0.02
+    xi: int | None = None
+    oracle_p0: tuple[float, ...] = (0.02,)
+    metric_window: int | None = None
+
+    def __post_init__(self) -> None:
+        self.window = int(self.window)
+        self.test_stride = int(self.test_stride or max(1, self.window // 2))
+        self.metric_window = int(self.metric_window or self.window)
+        self.steps = tuple(int(s) for s in self.steps)
+        self.oracle_p0 = tuple(float(p) for p in self.oracle_p0)
+        self.p0, self.val_fraction = float(self.p0), float(self.val_fraction)
+        self.xi = None if self.xi is None else int(self.xi)
+        if self.reduce not in ("max", "sum"):
+            raise DataError(f"detect.reduce must be 'max' or 'sum', got {self.reduce!r}")
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> Settings:
+        """From a config's ``detect`` block (every key checked: a misspelt one is a DataError) and its training
+        dataset's ``window`` and ``val_fraction``."""
+        detect = config_block(cfg, "detect", DETECT_DEFAULTS)
+        dataset = cfg["train_dataloader"]["dataset"]
+        return cls(window=dataset.get("window", 100), val_fraction=dataset.get("val_fraction", VAL_FRACTION), **detect)
+
+    @property
+    def keep(self) -> int:
+        """Sampler states the voting steps need (the last ``max(steps) + 1``)."""
+        return max(self.steps) + 1
+
+
+class Detection(NamedTuple):
+    """Decisions over a series: ``decision`` d(t) = votes + soft vote, ``votes`` V(t), ``predicted`` V > ξ (0/1)."""
+
+    decision: np.ndarray
+    votes: np.ndarray
+    predicted: np.ndarray
+
+
+class Interval(NamedTuple):
+    """A predicted anomalous interval ``[start, end)``, its largest decision score and its top features (indices,
+    by mean final-step imputation error inside the interval)."""
+
+    start: int
+    end: int
+    max_score: float
+    top_features: list[int]
+
+
+def score_series(
+    model: nn.Module,
+    values: np.ndarray,
+    settings: Settings,
+    observed: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+    batch_size: int = 64,
+    all_steps: bool = False,
+    progress: bool = True,
+) -> SeriesScores:
+    """Impute a scaled (T, K) series in windows of ``window`` every ``test_stride`` (plus a tail window), stitch and
+    score it. Only the sampler's last ``settings.keep`` states are scored unless ``all_steps``."""
+    data = WindowDataset(values, settings.window, settings.test_stride, observed=observed, tail=True)
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    model.eval()
+    line = ProgressLine(enabled=progress)
+    imputed, inputs = [], []
+    for lo in range(0, len(data), batch_size):
+        items = [data[i] for i in range(lo, min(lo + batch_size, len(data)))]
+        x = torch.stack([item["values"] for item in items]).to(device)
+        mask = torch.stack([item["observed_mask"] for item in items]).to(device)
+        states = model(x, mode="predict", observed_mask=mask, generator=generator).imputed
+        if not all_steps:
+            if states.shape[1] < settings.keep:
+                raise DataError(
+                    f"voting steps {settings.steps} need {settings.keep} sampler steps; the model has {states.shape[1]}"
+                )
+            states = states[:, -settings.keep :]
+        imputed.append(states.cpu().numpy())
+        inputs.append(x.cpu().numpy())
+        line.update(f"scoring: {lo + len(items)}/{len(data)} windows of {settings.window} steps")
+    line.finish()
+    return score_windows(np.concatenate(imputed), np.concatenate(inputs), data.starts, len(values), settings.reduce)
+
+
+def calibrate_scores(scores: SeriesScores, settings: Settings) -> VoteCalibration:
+    """Deployable vote thresholds from scores of normal (held-out) data: ``ensemble.calibrate_votes``."""
+    return calibrate_votes(scores.step_scores, scores.step_errors, settings.p0, settings.steps, settings.xi)
+
+
+def calibrate(
+    model: nn.Module,
+    train: np.ndarray,
+    settings: Settings,
+    observed: np.ndarray | None = None,
+    progress: bool = True,
+) -> tuple[VoteCalibration, int]:
+    """Score the held-out tail of a scaled training series and calibrate the votes on it (no test labels);
+    returns the calibration and the tail's length (0: no hold-out, the whole series is used)."""
+    part = validation_slice(len(train), settings.val_fraction, settings.window)
+    log.info("calibrating on the last %d of %d training steps", len(train[part]), len(train))
+    tail_observed = None if observed is None else observed[part]
+    scores = score_series(model, train[part], settings, tail_observed, progress=progress)
+    return calibrate_scores(scores, settings), validation_length(len(train), settings.val_fraction, settings.window)
+
+
+def detect(scores: SeriesScores, calibration: VoteCalibration) -> Detection:
+    """Votes, decision score and 0/1 labels (V > ξ) of scored series with calibrated thresholds."""
+    decision = decision_scores(scores.step_scores, calibration.thresholds, calibration.steps)
+    votes = ensemble_votes(scores.step_scores, calibration.thresholds, calibration.steps)
+    return Detection(decision, votes, vote_labels(votes, calibration.xi))
+
+
+def find_intervals(predicted: np.ndarray, decision: np.ndarray, feature_scores: np.ndarray, top_k: int = 3):
+    """The runs of 1s in ``predicted`` as :class:`Interval` s; features ranked by their mean |x̂₀ − x| inside
+    (``feature_scores`` (K, T)), ``top_k`` of them."""
+    flags = np.concatenate(([0], np.asarray(predicted, dtype=np.int8), [0]))
+    edges = np.flatnonzero(np.diff(flags))
+    intervals = []
+    for start, end in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        per_feature = feature_scores[:, start:end].mean(axis=1)
+        top = [int(k) for k in np.argsort(-per_feature, kind="stable")[:top_k]]
+        intervals.append(Interval(start, end, float(decision[start:end].max()), top))
+    return intervals
+
+
+def top_features(feature_scores: np.ndarray, top_k: int = 3) -> np.ndarray:
+    """Indices (top_k, T) of the features with the largest final-step error at every timestamp."""
+    return np.argsort(-feature_scores, axis=0, kind="stable")[:top_k]
