@@ -24,27 +24,31 @@ from pathlib import Path
 
 import torch
 
-from diffusekit.core.cli import json_ready
-from diffusekit.core.engine import train_on_data
-from diffusekit.medical.cli import (
+from diffusekit.core.commands import json_ready
+from diffusekit.medical.evaluation import (
     build_model,
     eval_frames,
+    evaluate_model,
     inference_settings,
     load_medical_config,
     load_model,
+    train_model,
 )
-from diffusekit.medical.inference import evaluate_predictions, predict_frames
 from diffusekit.medical.synthetic import write_camus
 from diffusekit.medical.visualize import plot_segmentations, plot_steps_tradeoff
 
 TRAIN_PHASES = "train_dataloader.dataset.phases=[ED,ES,half_sequence]"
+# equal training time for both models: no validation inside the budget (the U-Net would validate 100+ times)
+NO_VALIDATION = f"train_cfg.val_interval={10**9}"
 
 
 def train_for(config: str, data: Path, work_dir: Path, minutes: float) -> tuple[Path, int, float]:
     """Train for ``minutes`` of wall-clock time (the engine's ``time_limit``); returns weights, iterations, seconds."""
-    cfg = load_medical_config(config, [f"train_cfg.max_iters={10**6}", f"time_limit={minutes * 60}", TRAIN_PHASES])
+    cfg = load_medical_config(
+        config, [f"train_cfg.max_iters={10**6}", f"time_limit={minutes * 60}", TRAIN_PHASES, NO_VALIDATION]
+    )
     start = time.perf_counter()
-    weights = train_on_data(cfg, data, work_dir / config, seed=0)
+    weights = train_model(cfg, data, work_dir / config, seed=0)
     seconds = time.perf_counter() - start
     iters = int(torch.load(weights, weights_only=True)["meta"]["iter"])
     print(f"{config}: {iters} iterations in {seconds:.0f} s", flush=True)
@@ -53,15 +57,8 @@ def train_for(config: str, data: Path, work_dir: Path, minutes: float) -> tuple[
 
 def evaluate(config: str, weights: Path, data: Path, steps: int | None, samples: int, frames=None, sampler=None):
     cfg = load_medical_config(config)
-    settings = inference_settings(cfg, steps, samples)
-    if sampler is not None:
-        settings.gaussian_sampler = sampler
-    model = load_model(cfg, weights)
-    frames = frames if frames is not None else eval_frames(cfg, data)
-    predictions, timing = predict_frames(model, frames, int(cfg.size), settings, progress=True)
-    result = evaluate_predictions(predictions)
-    result.update(timing)
-    return result, predictions
+    settings = inference_settings(cfg, steps, samples, sampler)
+    return evaluate_model(cfg, load_model(cfg, weights), data, settings, frames=frames)
 
 
 def main() -> None:
@@ -94,7 +91,7 @@ def main() -> None:
     for steps, samples in grid:
         sampler = "ddpm" if steps == 1000 else None  # the paper's full ancestral chain
         result, _ = evaluate("echo_dnd_tiny", runs["echo_dnd_tiny"][0], data, steps, samples, frames, sampler)
-        row = dict(steps=steps, samples=samples, sampler=sampler or "ddim", **result)
+        row = {**result, "steps": steps, "samples": samples, "sampler": sampler or "ddim"}
         sweep.append(row)
         print(
             f"steps {steps:>4} x {samples} samples: Dice {row['overall']['dice']:.4f}, "

@@ -10,11 +10,13 @@ from mmengine.registry import MODELS
 from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
 
+from diffusekit.medical.validation import SegmentationValidation
+
 __all__ = ["UNetBaseline"]
 
 
 @MODELS.register_module()
-class UNetBaseline(BaseModel):
+class UNetBaseline(SegmentationValidation, BaseModel):
     """``monai.networks.nets.UNet`` (residual units) with one logit channel, trained with
     ``DiceCELoss(sigmoid=True)``; ``predict`` returns the sigmoid probability map (B, 1, H, W)."""
 
@@ -38,6 +40,10 @@ class UNetBaseline(BaseModel):
             dropout=dropout,
         )
         self.criterion = DiceCELoss(sigmoid=True)
+
+    @torch.no_grad()
+    def validation_probability(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(image))
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None, mode: str = "tensor", index=None, **_):
         """``loss`` -> {"loss"}; ``predict`` -> probabilities; ``tensor`` -> logits."""

@@ -53,7 +53,9 @@ def camus_frames(
     """CAMUS frames of a split (or of ``patients``); ``phases`` from ED, ES and half_sequence."""
     names = list(patients) if patients is not None else camus_patients(root, split)
     frames = []
-    for patient in names:
+    progress = ProgressLine(enabled=len(names) >= 50)  # the official training split (400 patients) takes a while
+    for count, patient in enumerate(names, start=1):
+        progress.update(f"reading CAMUS {split or 'patients'}: {count}/{len(names)}")
         for view in views:
             for phase in phases:
                 for case in load_camus_case(root, patient, view, phase, require_gt=require_gt):
@@ -73,6 +75,7 @@ def camus_frames(
                             float(ef) if isinstance(ef, (int, float)) else None,
                         )
                     )
+    progress.finish()
     if not frames:
         raise DataError(f"no CAMUS frames for split {split!r}", root)
     return frames
@@ -124,6 +127,7 @@ class EchoSegmentation(Dataset):
         split: CAMUS ``training``/``validation``/``testing``; EchoNet ``TRAIN``/``VAL``/``TEST``.
         size: network input size S.
         views, phases, target: CAMUS selection (see `camus_frames`).
+        max_frames: keep only the first N frames (a cheap validation set); None keeps all.
     """
 
     def __init__(
@@ -135,13 +139,15 @@ class EchoSegmentation(Dataset):
         views: Sequence[str] = ("2CH", "4CH"),
         phases: Sequence[str] = ("ED", "ES"),
         target: str = "lv",
+        max_frames: int | None = None,
     ):
         if layout == "camus":
-            self.frames = camus_frames(data_root, split, views, phases, target)
+            frames = camus_frames(data_root, split, views, phases, target)
         elif layout == "echonet":
-            self.frames = echonet_frames(data_root, split)
+            frames = echonet_frames(data_root, split)
         else:
             raise DataError(f"unknown layout {layout!r}; expected camus or echonet", data_root)
+        self.frames = frames[:max_frames] if max_frames else frames
         self.size = int(size)
         # resized once and kept as uint8 (64 KiB per 256 x 256 frame), so an epoch costs no resizing
         self._images, self._masks = [], []

@@ -34,11 +34,16 @@ from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
 from diffusekit.core import BernoulliDiffusion, GaussianDiffusion, NoiseSchedule, UNet2D, aggregate, make_timesteps
+from diffusekit.core.config_checks import check_kwargs
 from diffusekit.medical.hrnet import HRNetMFCM
+from diffusekit.medical.validation import SegmentationValidation
 
 __all__ = ["EchoDND", "Segmentation", "sample_steps"]
 
 DEFAULT_LOSS_WEIGHTS = {"mse": 1.0, "bce": 1.0, "vb_gauss": 0.01, "vb_bern": 0.01, "scc": 10.1}
+# validation during training: a fast sampler, one sample per image, a fixed seed (comparable validations)
+DEFAULT_VAL_SAMPLING = {"steps": 10, "samples": 1, "gaussian_sampler": "ddim", "bernoulli_sampler": "ddim"}
+VAL_SEED = 10
 
 
 @dataclass
@@ -62,7 +67,7 @@ def sample_steps(num_train_steps: int, steps: int | None) -> list[int]:
 
 
 @MODELS.register_module()
-class EchoDND(BaseModel):
+class EchoDND(SegmentationValidation, BaseModel):
     """Echo-DND (see the module docstring).
 
     Args:
@@ -72,6 +77,8 @@ class EchoDND(BaseModel):
         mfcm: keyword arguments of `HRNetMFCM` (``width``, ``blocks``, ``stem``, ``bottlenecks``).
         num_steps, schedule: the schedule shared by both processes (released: linear, 1000).
         loss_weights: weights of ``mse``, ``bce``, ``vb_gauss``, ``vb_bern``, ``scc`` (defaults: the released ones).
+        val_sampling: keyword arguments of `segment` for validation during training (default: 10 DDIM steps,
+            one sample); the validation mask is the fused probability thresholded at 0.5.
     """
 
     def __init__(
@@ -82,6 +89,7 @@ class EchoDND(BaseModel):
         num_steps: int = 1000,
         schedule: str = "linear",
         loss_weights: dict | None = None,
+        val_sampling: dict | None = None,
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
     ):
@@ -105,6 +113,8 @@ class EchoDND(BaseModel):
         unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
         if unknown:
             raise ValueError(f"unknown loss weights {sorted(unknown)}; expected {sorted(DEFAULT_LOSS_WEIGHTS)}")
+        self.val_sampling = DEFAULT_VAL_SAMPLING | dict(val_sampling or {})
+        check_kwargs(self.segment, self.val_sampling, "EchoDND(val_sampling=...)")
 
     @property
     def num_steps(self) -> int:
@@ -179,6 +189,10 @@ class EchoDND(BaseModel):
         probability = (fused_g + fused_b + cal) / 3
         _, uncertainty = aggregate(torch.cat([gauss, bern]), "mean", dim=0)
         return Segmentation(probability, uncertainty, gauss, bern, cal, len(ts), 2 * samples * len(ts))
+
+    def validation_probability(self, image: torch.Tensor) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(VAL_SEED)
+        return self.segment(image, generator=generator, **self.val_sampling).probability
 
     def forward(
         self,

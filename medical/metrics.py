@@ -104,9 +104,15 @@ def summarize(records: Sequence[dict[str, float]], keys: Sequence[str] = METRIC_
 @METRICS.register_module()
 class SegmentationMetric(BaseMetric):
     """mmengine twin of `segmentation_metrics`: each data sample is a dict with ``pred`` and ``gt`` (H, W) masks and
-    optionally ``spacing`` (sy, sx); reports the per-image means and the pooled Dice."""
+    optionally ``spacing`` (sy, sx); reports the per-image means of ``keys`` (any of `summarize`'s: dice, iou, hd95,
+    msd, their ``_std``, count, empty_pred, empty_gt) and the pooled Dice, as ``seg/<key>`` (the validation
+    curves plot every key reported)."""
 
     default_prefix = "seg"
+
+    def __init__(self, keys: Sequence[str] = METRIC_NAMES, **kwargs):
+        super().__init__(**kwargs)
+        self.keys = tuple(keys)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
@@ -117,7 +123,8 @@ class SegmentationMetric(BaseMetric):
             self.results.append(record)
 
     def compute_metrics(self, results: list) -> dict[str, float]:
-        out = summarize(results)
+        summary = summarize(results)
+        out = {key: summary[key] for key in self.keys}
         total = sum(r["total"] for r in results)
         out["pooled_dice"] = 2.0 * sum(r["inter"] for r in results) / total if total else 1.0
         return out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffusekit.core.figures import pyplot, save_figure
+from diffusekit.core.figures import save_figure, subplots
 
 
 def overlay_png(image: np.ndarray, mask: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
@@ -28,10 +28,8 @@ def overlay_png(image: np.ndarray, mask: np.ndarray, truth: np.ndarray | None = 
 def plot_segmentations(path: str | Path, predictions: Sequence, title: str = "", columns: int = 4) -> Path:
     """Up to ``columns`` frames, one column each: the image with the ground truth (green) and the prediction (red)
     contours, and the uncertainty map beneath. ``predictions`` are `inference.FramePrediction` objects."""
-    plt = pyplot()
-
     chosen = list(predictions)[:columns]
-    fig, axes = plt.subplots(2, len(chosen), figsize=(3.2 * len(chosen), 6.4), squeeze=False)
+    fig, axes = subplots(2, len(chosen), figsize=(3.2 * len(chosen), 6.4), squeeze=False)
     for j, p in enumerate(chosen):
         frame = p.frame
         sy, sx = frame.spacing
@@ -58,9 +56,7 @@ def plot_segmentations(path: str | Path, predictions: Sequence, title: str = "",
 def plot_steps_tradeoff(path: str | Path, rows: Sequence[dict], title: str = "") -> Path:
     """Dice (left axis) and seconds per image (right axis, log) versus sampling steps, one line per sample count;
     ``rows`` hold ``steps``, ``samples``, ``dice``, ``seconds_per_image``."""
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = subplots(figsize=(6, 3.6))
     right = ax.twinx()
     for samples in sorted({r["samples"] for r in rows}):
         sub = sorted((r for r in rows if r["samples"] == samples), key=lambda r: r["steps"])

@@ -2,4 +2,6 @@
 _base_ = ["./echo_dnd_tiny.py"]
 
 model = dict(_delete_=True, type="UNetBaseline", image_channels=1, channels=(16, 32, 64, 128), num_res_units=2)
-custom_imports = dict(imports=["diffusekit.medical.baseline", "diffusekit.medical.datasets"])
+custom_imports = dict(
+    imports=["diffusekit.medical.baseline", "diffusekit.medical.datasets", "diffusekit.medical.metrics"]
+)

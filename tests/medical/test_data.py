@@ -101,6 +101,8 @@ def test_dataset_samples(camus, echonet):
     assert 0 <= sample["image"].min() and sample["image"].max() <= 1 and set(sample["mask"].unique().tolist()) <= {0, 1}
     assert len(ds) == len(camus_frames(camus, "validation")) == 4  # 1 patient x 2 views x ED/ES
     assert len(EchoSegmentation(str(echonet), "echonet", "TEST", size=32)) > 0
+    first = EchoSegmentation(str(camus), "camus", "validation", size=64, max_frames=3)  # a cheap validation set
+    assert len(first) == 3 and [f.name for f in first.frames] == [f.name for f in ds.frames[:3]]
 
 
 # ---------------------------------------------------------------------------------------------- bad input

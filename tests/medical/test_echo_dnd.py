@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from diffusekit.core.errors import DataError
 from diffusekit.medical.baseline import UNetBaseline
 from diffusekit.medical.echo_dnd import DEFAULT_LOSS_WEIGHTS, EchoDND, count_parameters, sample_steps
 from diffusekit.medical.hrnet import HRNetMFCM
@@ -135,3 +136,27 @@ def test_baseline_model():
     assert model(image, mask, mode="loss")["loss"] > 0
     probability = model(image, mode="predict")
     assert probability.shape == (2, 1, 16, 16) and 0 <= probability.min() <= probability.max() <= 1
+
+
+def test_validation_step_feeds_the_metric_twin():
+    """mmengine's ValLoop: val_step -> one {pred, gt} pair per image -> SegmentationMetric (Dice of the fused map)."""
+    from diffusekit.medical.metrics import SegmentationMetric
+
+    model = tiny(val_sampling=dict(steps=2)).eval()
+    image, mask = batch(b=3)
+    samples = model.val_step({"image": image, "mask": mask, "index": torch.arange(3)})
+    assert len(samples) == 3 and samples[0]["pred"].shape == (16, 16) and samples[0]["pred"].dtype == torch.bool
+    seg = model.segment(image, generator=torch.Generator().manual_seed(10), **model.val_sampling)
+    assert torch.equal(samples[1]["pred"], seg.probability[1, 0] >= 0.5)  # the documented fast setting
+    assert torch.equal(samples[2]["gt"], mask[2, 0] > 0.5)
+    metric = SegmentationMetric()
+    metric.process({}, samples)
+    assert 0.0 <= metric.compute_metrics(metric.results)["dice"] <= 1.0
+    baseline = UNetBaseline(channels=(4, 8, 16), num_res_units=1).eval()
+    pairs = baseline.test_step({"image": image, "mask": mask})
+    assert torch.equal(pairs[0]["pred"], baseline(image, mode="predict")[0, 0] >= 0.5)
+
+
+def test_unknown_validation_sampling_key():
+    with pytest.raises(DataError, match="did you mean 'samples'"):
+        tiny(val_sampling=dict(sample=2))

@@ -70,6 +70,10 @@ def test_mmengine_metric_twin():
     out = metric.compute_metrics(metric.results)
     assert out["dice"] == pytest.approx((2 * 360 / 760 + 1) / 2, abs=1e-6)
     assert out["pooled_dice"] == pytest.approx(2 * 760 / 1560)
+    assert set(out) == {"dice", "iou", "hd95", "msd", "pooled_dice"}  # what the validation curves plot
+    chosen = SegmentationMetric(keys=("dice", "empty_pred"))
+    chosen.process({}, [{"pred": np.zeros_like(gt), "gt": gt}])
+    assert chosen.compute_metrics(chosen.results) == {"dice": 0.0, "empty_pred": 1.0, "pooled_dice": 0.0}
 
 
 def _ellipse(shape, center, semi, spacing, angle=0.0):
