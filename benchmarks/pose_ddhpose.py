@@ -26,19 +26,21 @@ from pathlib import Path
 
 import torch
 
-from diffusekit.core.cli import json_ready
+from diffusekit.core.commands import json_ready
 from diffusekit.core.engine import train_for_budget
-from diffusekit.pose.cli import load_model, load_pose_config
 from diffusekit.pose.lifting import load_sequences
-from diffusekit.pose.lifting_cli import write_synthetic
 from diffusekit.pose.lifting_eval import evaluate_lifting, format_lifting_report
+from diffusekit.pose.synthetic3d import write_synthetic
+from diffusekit.pose.workflow import load_pose_config, load_pose_model, with_data_root, without_validation
 
 CONFIGS = ("ddhpose_tiny", "ddhpose_regressor_tiny")
 
 
 def train(config: str, options: list[str], data: Path, work_dir: Path, minutes: float, threads: int):
     torch.set_num_threads(threads)
-    return train_for_budget(load_pose_config(config, options, method="ddhpose"), data, work_dir, minutes)
+    # no validation during training: equal budgets for both models, as measured before it existed
+    cfg = with_data_root(without_validation(load_pose_config(config, options, method="ddhpose")), data)
+    return train_for_budget(cfg, data, work_dir, minutes)
 
 
 def main() -> None:
@@ -74,7 +76,7 @@ def main() -> None:
     results, reports = {}, []
     for config, (weights, iters, seconds) in trained.items():
         cfg = load_pose_config(config, options[config], method="ddhpose")
-        model = load_model(cfg, weights).eval()
+        model = load_pose_model(cfg, weights)
         grid = dict(hypotheses=(1, 5, 20), steps=(1, 5, 10)) if not cfg.model.get("deterministic") else {}
         result = evaluate_lifting(model, sequences, "h36m", flip=True, batch_size=32, **grid)
         results[config] = {**result, "iters": iters, "train_s": seconds}

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from diffusekit.core.cli import json_ready
+from diffusekit.core.commands import json_ready
 from diffusekit.core.engine import train_for_budget
-from diffusekit.pose.cli import eval_crops, inference_settings, load_model, load_pose_config
-from diffusekit.pose.inference import evaluate_dataset
+from diffusekit.pose.inference import eval_crops, evaluate_dataset, inference_settings
 from diffusekit.pose.synthetic import write_posetrack
+from diffusekit.pose.workflow import load_pose_config, load_pose_model, with_data_root, without_validation
 
 CONFIGS = ("diffpose_tiny", "heatmap_baseline_tiny")
 GRID = [(steps, samples) for samples in (1, 5) for steps in (1, 2, 5, 10)]
@@ -42,12 +42,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     data = write_posetrack(out / "data", args.size, seed=0)
-    trained = {c: train_for_budget(load_pose_config(c), data, out / c, args.minutes) for c in CONFIGS}
+    # no validation during training: equal budgets for both models, as measured before it existed
+    configs = {c: with_data_root(without_validation(load_pose_config(c)), data) for c in CONFIGS}
+    trained = {c: train_for_budget(configs[c], data, out / c, args.minutes) for c in CONFIGS}
 
     rows = []
     for config, (weights, iters, seconds) in trained.items():
         cfg = load_pose_config(config)
-        model = load_model(cfg, weights)
+        model = load_pose_model(cfg, weights)
         crops = eval_crops(cfg, data)
         grid = GRID if config.startswith("diffpose") else [(0, 1)]
         for steps, samples in grid:

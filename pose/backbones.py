@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from torch import nn
 
 from diffusekit.core import TransformerBlock
 from diffusekit.core.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ConvBackbone", "ViTBackbone", "build_backbone"]
 
@@ -110,5 +113,7 @@ def build_backbone(cfg: dict, input_size: Sequence[int]) -> nn.Module:
         if missing:
             raise DataError(f"backbone weights lack {len(missing)} tensors, e.g. {missing[0]!r}", path)
         if unexpected:
-            print(f"backbone weights: ignored {len(unexpected)} unexpected tensors, e.g. {unexpected[0]!r}")
+            logger.warning(
+                "backbone weights %s: ignored %d unexpected tensors, e.g. %r", path, len(unexpected), unexpected[0]
+            )
     return backbone

@@ -195,6 +195,9 @@ class PoseTrackClips(ClipCrops):
         boxes: ``"gt"`` or the path of a COCO-style detections JSON; ``min_box_score`` filters detections.
         augment: training augmentation, e.g. ``dict(flip=0.5, scale=0.25, rotation=30)`` (None: none).
         padding: the box enlargement (DiffPose: 25%).
+        max_videos: only the first N videos of the split (by name; a cheap validation set during training).
+
+    ``metainfo`` (videos, items, codec) lets `PoseTrackAPMetric` score heatmaps predicted for these crops.
     """
 
     def __init__(
@@ -209,11 +212,18 @@ class PoseTrackClips(ClipCrops):
         min_box_score: float = 0.0,
         augment: dict | None = None,
         padding: float = 1.25,
+        max_videos: int | None = None,
     ):
         videos = read_split(data_root, split)
+        if max_videos:
+            videos = videos[: int(max_videos)]
         items = gt_items(videos) if boxes == "gt" else detection_items(videos, boxes, min_box_score)
         if not items:
             raise DataError(f"no people to crop in split {split!r}", Path(data_root) / "annotations" / split)
         codec = HeatmapCodec(tuple(input_size), tuple(heatmap_size), float(sigma))
         super().__init__(data_root, videos, items, codec, frame_offsets, augment, padding)
         self.split = split
+
+    @property
+    def metainfo(self) -> dict:
+        return {"videos": self.videos, "items": self.items, "codec": self.codec}

@@ -264,6 +264,8 @@ class DDHPose(BaseModel):
         deterministic: train the same transformer as a plain regressor (no noisy bones, t = 0): the baseline.
         timestep_power: training timesteps t = floor(T u^(1/p)), u ~ U(0, 1): 1 is the paper's uniform t; p > 1
             puts more training on high noise (density proportional to t^(p-1)). An ablation, not in the paper.
+        val_sampling: keyword arguments of `sample` for ``mode="predict"`` without them (validation during
+            training), e.g. ``dict(hypotheses=1, steps=1)``.
     """
 
     def __init__(
@@ -277,9 +279,11 @@ class DDHPose(BaseModel):
         direction_weight: float = 1.0,
         deterministic: bool = False,
         timestep_power: float = 1.0,
+        val_sampling: dict | None = None,
         init_cfg: dict | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
+        self.val_sampling = dict(val_sampling or {})
         if skeleton not in SKELETONS:
             raise ValueError(f"unknown skeleton {skeleton!r}; expected one of {sorted(SKELETONS)}")
         self.tree = SKELETONS[skeleton]()
@@ -367,15 +371,18 @@ class DDHPose(BaseModel):
         return torch.stack(poses).reshape(len(poses), hypotheses, b, f, j, 3)
 
     def forward(self, keypoints_2d: torch.Tensor, pose_3d: torch.Tensor | None = None, mode: str = "tensor", **kwargs):
-        """``loss`` -> {"loss", "mpjpe"}; ``predict`` -> `sample` (kwargs hypotheses, steps, flip, generator);
-        ``tensor`` -> the one-step, one-hypothesis pose (B, F, J, 3)."""
+        """``loss`` -> {"loss", "mpjpe"}; ``predict`` -> `sample` (kwargs hypotheses, steps, flip, generator; else
+        ``val_sampling``); ``tensor`` -> the one-step, one-hypothesis pose (B, F, J, 3). Other keywords (a batch's
+        ``valid`` mask) are ignored."""
         if mode == "loss":
             if pose_3d is None:
                 raise ValueError("mode='loss' needs the 3D poses")
             return self.loss(keypoints_2d, pose_3d)
         if mode == "predict":
             allowed = ("hypotheses", "steps", "flip", "generator")
-            return self.sample(keypoints_2d, **{k: v for k, v in kwargs.items() if k in allowed})
+            return self.sample(
+                keypoints_2d, **{**self.val_sampling, **{k: v for k, v in kwargs.items() if k in allowed}}
+            )
         if mode == "tensor":
             return self.sample(keypoints_2d, 1, 1, flip=False)[-1, 0]
         raise ValueError(f"unknown mode {mode!r}; expected 'loss', 'predict' or 'tensor'")

@@ -152,6 +152,8 @@ class DiffPose(BaseModel):
         strl: ``dim``, ``depth``, ``heads`` of the STRL transformer.
         decoder: ``dim``, ``heads``, ``depth`` of the pose decoder.
         num_steps, schedule: the diffusion process; signal_scale: heatmaps are diffused as (2 H - 1) * scale.
+        val_sampling: keyword arguments of `predict_heatmaps` for ``mode="predict"`` without them (validation
+            during training), e.g. ``dict(steps=1, flip=False)``.
     """
 
     def __init__(
@@ -166,9 +168,11 @@ class DiffPose(BaseModel):
         num_steps: int = 1000,
         schedule: str = "cosine",
         signal_scale: float = 1.0,
+        val_sampling: dict | None = None,
         init_cfg: dict | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
+        self.val_sampling = dict(val_sampling or {})
         self.strl = STRL(backbone, input_size, frames, **(strl or {}))
         self.decoder = LMSFIDecoder(keypoints, self.strl.dim, self.strl.grid, **(decoder or {}))
         self.strl.check_heatmap_size(heatmap_size)
@@ -228,14 +232,16 @@ class DiffPose(BaseModel):
         mode: str = "tensor",
         **kwargs,
     ):
-        """``loss`` -> {"loss_l2"}; ``predict`` -> heatmaps (see `predict_heatmaps`); ``tensor`` -> the STRL map."""
+        """``loss`` -> {"loss_l2"}; ``predict`` -> heatmaps (`predict_heatmaps` with the sampling keywords given,
+        else ``val_sampling``); ``tensor`` -> the STRL map. Other keywords (the batch's ``keypoints``, ``matrix``,
+        ``index``) are ignored."""
         if mode == "loss":
             if heatmaps is None or weights is None:
                 raise ValueError("mode='loss' needs the target heatmaps and weights")
             return self.loss(clip, heatmaps, weights)
         sample_kwargs = {k: v for k, v in kwargs.items() if k in ("steps", "samples", "flip", "sampler", "generator")}
         if mode == "predict":
-            return self.predict_heatmaps(clip, **sample_kwargs)
+            return self.predict_heatmaps(clip, **{**self.val_sampling, **sample_kwargs})
         if mode == "tensor":
             return self.strl(clip)
         raise ValueError(f"unknown mode {mode!r}; expected 'loss', 'predict' or 'tensor'")

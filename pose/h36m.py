@@ -12,7 +12,8 @@ by `npz_tree.convert_npz` (``<stem>.flat.npz`` next to the original), which ``np
 - a container holding no arrays (``metadata``) as a JSON string in a 0-d unicode array, its key listed in
   ``__json__``; ``__format__`` = ``"diffusekit-flat-npz/1"``.
 
-Opening a pickled file takes ``allow_pickle=True`` (only for files you trust) or one ``diffusekit pose convert FILE``.
+Opening a pickled file takes ``allow_pickle=True`` (only for files you trust) or one
+``diffusekit pose ddhpose convert FILE``.
 """
 
 from __future__ import annotations

@@ -95,6 +95,9 @@ class LiftingClips(Dataset):
         stride: frames between clip starts (default F // 3).
         flip: probability of the horizontal flip augmentation (x negated, left and right joints swapped, in 2D
             and 3D alike).
+        tiling: evaluation clips instead (validation during training): each sequence tiled as `eval_windows` does,
+            and each item also has ``valid`` (F,), 1 for the frames this clip predicts (new in it, inside the
+            sequence and, on 3DHP test data, valid).
     The root joint and the left / right pairs come from the dataset's skeleton (`joint_layout`).
     """
 
@@ -109,8 +112,10 @@ class LiftingClips(Dataset):
         flip: float = 0.5,
         allow_pickle: bool = False,
         subjects: Sequence[str] | None = None,
+        tiling: bool = False,
     ):
         self.frames = int(frames)
+        self.tiling = bool(tiling)
         self.flip = float(flip)
         sequences = load_sequences(data_root, split, dataset, source, allow_pickle, subjects)
         root, left, right = joint_layout(dataset)
@@ -120,10 +125,16 @@ class LiftingClips(Dataset):
             raise ValueError(f"{data_root}: the {split} split has sequences without 3D poses")
         stride = max(1, int(stride or self.frames // 3))
         self.index = [
-            (i, start)
+            (i, start, keep)
             for i, keypoints in enumerate(self.inputs)
-            for start in range(0, max(1, len(keypoints) - self.frames + stride), stride)
+            for start, keep in (
+                eval_windows(len(keypoints), self.frames)
+                if self.tiling
+                else [(s, s) for s in range(0, max(1, len(keypoints) - self.frames + stride), stride)]
+            )
         ]
+        self.valid = [np.ones(len(s.keypoints_2d), bool) if s.valid is None else np.asarray(s.valid, bool)
+                      for s in sequences]  # fmt: skip
         self.flip_index = np.arange(self.inputs[0].shape[1])
         self.flip_index[list(left) + list(right)] = list(right) + list(left)
 
@@ -131,11 +142,16 @@ class LiftingClips(Dataset):
         return len(self.index)
 
     def __getitem__(self, item: int) -> dict:
-        i, start = self.index[item]
+        i, start, keep = self.index[item]
         keypoints = window(self.inputs[i], start, self.frames)
         pose = window(self.targets[i], start, self.frames)
         if self.flip and float(torch.rand(())) < self.flip:  # torch: seeded per worker by the engine
             keypoints, pose = keypoints[:, self.flip_index].copy(), pose[:, self.flip_index].copy()
             keypoints[..., 0] *= -1
             pose[..., 0] *= -1
-        return {"keypoints_2d": torch.from_numpy(np.ascontiguousarray(keypoints)), "pose_3d": torch.from_numpy(pose)}
+        out = {"keypoints_2d": torch.from_numpy(np.ascontiguousarray(keypoints)), "pose_3d": torch.from_numpy(pose)}
+        if self.tiling:
+            positions = np.arange(start, start + self.frames)
+            new = (positions >= keep) & (positions < len(self.inputs[i]))
+            out["valid"] = torch.from_numpy((new & window(self.valid[i], start, self.frames)).astype(np.float32))
+        return out

@@ -12,20 +12,35 @@ oracles every hypothesis is Procrustes-aligned first.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from diffusekit.core.progress import ProgressLine
 from diffusekit.pose.h36m import LiftingSequence
-from diffusekit.pose.lifting import eval_windows, joint_layout, normalized_2d, root_relative, window
+from diffusekit.pose.lifting import eval_windows, joint_layout, load_sequences, normalized_2d, root_relative, window
 from diffusekit.pose.metrics3d import AUC_THRESHOLDS, MPI3DHP_EVAL_JOINTS, procrustes_align, project_to_2d
 
-__all__ = ["AGGREGATIONS", "action_group", "evaluate_lifting", "format_lifting_report", "predict_sequence"]
+__all__ = [
+    "AGGREGATIONS",
+    "action_group",
+    "evaluate_ddhpose",
+    "evaluate_lifting",
+    "flat_result",
+    "format_lifting_report",
+    "lifting_figure",
+    "lifting_settings",
+    "predict_sequence",
+    "test_sequences",
+]
+
+logger = logging.getLogger(__name__)
 
 AGGREGATIONS = ("J-Best", "P-Best", "P-Agg", "J-Agg")
 
@@ -107,7 +122,7 @@ def evaluate_lifting(
     per_frame: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     seconds: dict[int, float] = {}
     frames = sum(int(s.valid.sum()) if s.valid is not None else len(s.keypoints_2d) for s in sequences)
-    line = ProgressLine(sys.stdout, enabled=progress)
+    line = ProgressLine(enabled=progress)
     for k in steps:
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
@@ -174,3 +189,96 @@ def format_lifting_report(result: dict, title: str, per_action_key: tuple | None
     seconds = ", ".join(f"K={k}: {result['frames'] / s:.1f}" for k, s in result["seconds"].items())
     lines += ["", f"Frames per second (all hypotheses, flip): {seconds}."]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ from a config
+def lifting_settings(
+    cfg, hypotheses: Sequence[int] | None = None, steps: Sequence[int] | None = None, flip: bool | None = None
+) -> dict[str, Any]:
+    """Keyword arguments of `evaluate_lifting` from the config's ``evaluate`` block (unknown keys: DataError),
+    the given values overriding it."""
+    from diffusekit.pose.workflow import evaluate_block
+
+    block = evaluate_block(cfg, "ddhpose")
+    return dict(
+        hypotheses=tuple(hypotheses or block["hypotheses"]),
+        steps=tuple(steps or block["steps"]),
+        flip=bool(block["flip"] if flip is None else flip),
+        batch_size=int(block["batch_size"]),
+    )
+
+
+def test_sequences(
+    cfg, data: str | Path, split: str | None = None, allow_pickle: bool = False, max_frames: int | None = None
+) -> tuple[str, list[LiftingSequence]]:
+    """(dataset name, the sequences of the evaluation split of ``data``) with the config's dataset and 2D source;
+    ``max_frames``: only the first frames of each sequence (a quick look, as the demo and benchmark take)."""
+    from dataclasses import replace
+
+    from diffusekit.pose.workflow import evaluate_block
+
+    dataset_cfg = cfg.train_dataloader.dataset
+    dataset = dataset_cfg.get("dataset", "h36m")
+    split = split or evaluate_block(cfg, "ddhpose")["split"]
+    allow = allow_pickle or dataset_cfg.get("allow_pickle", False)
+    sequences = load_sequences(str(data), split, dataset, dataset_cfg.get("source", "cpn_ft_h36m_dbb"), allow)
+    if max_frames:
+        cut = slice(0, int(max_frames))
+        sequences = [
+            replace(s, keypoints_2d=s.keypoints_2d[cut], pose_3d=None if s.pose_3d is None else s.pose_3d[cut],
+                    valid=None if s.valid is None else s.valid[cut])
+            for s in sequences
+        ]  # fmt: skip
+    return dataset, sequences
+
+
+def flat_result(result: dict) -> dict[str, Any]:
+    """JSON-ready: rows as they are, per-action tables keyed "K<k>_H<h>_<aggregation>"."""
+    per_action = {f"K{k}_H{h}_{a}": table for (k, h, a), table in result["per_action"].items()}
+    return {"rows": result["rows"], "per_action": per_action, "seconds": result["seconds"], "frames": result["frames"]}
+
+
+def lifting_figure(path: Path, sequence: LiftingSequence, hypotheses: np.ndarray, dataset: str, title: str,
+                   truth: np.ndarray | None = None) -> Path:  # fmt: skip
+    """Four evenly spaced frames of a sequence: the 2D input beside the 3D hypotheses (mm)."""
+    from diffusekit.pose.ddhpose import SKELETONS
+    from diffusekit.pose.visualize import plot_lifting
+
+    tree = SKELETONS[dataset]()
+    picks = np.linspace(0, len(sequence.keypoints_2d) - 1, 4).round().astype(int)
+    return plot_lifting(path, sequence.keypoints_2d[picks], 1000 * hypotheses[:, picks], tree.parents, tree.left,
+                        None if truth is None else 1000 * truth[picks], picks.tolist(), title)  # fmt: skip
+
+
+def evaluate_ddhpose(
+    cfg,
+    model,
+    data: str | Path,
+    settings: dict[str, Any],
+    split: str | None = None,
+    out: str | Path | None = None,
+    title: str = "",
+    allow_pickle: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    max_frames: int | None = None,
+) -> tuple[dict, str]:
+    """`evaluate_lifting` on the evaluation split of ``data`` (``max_frames``: see `test_sequences`); returns the
+    result and its markdown report. With ``out``: ``report.md`` and ``poses.png`` (the first sequence, max(H)
+    hypotheses, max(K) steps)."""
+    dataset, sequences = test_sequences(cfg, data, split, allow_pickle, max_frames)
+    result = evaluate_lifting(model, sequences, dataset, seed=seed, progress=progress, **settings)
+    report = format_lifting_report(result, f"{title} ({len(sequences)} sequences, {result['frames']} frames)")
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(report + "\n")
+        sequence = sequences[0]
+        generator = torch.Generator().manual_seed(seed)
+        hyps = predict_sequence(model, sequence, max(settings["hypotheses"]), max(settings["steps"]),
+                                settings["flip"], settings["batch_size"], generator)  # fmt: skip
+        root = joint_layout(dataset)[0]
+        truth = root_relative(sequence.pose_3d, root) if sequence.pose_3d is not None else None
+        lifting_figure(out / "poses.png", sequence, hyps, dataset, f"{title}: {sequence.name}", truth)
+        logger.info("report.md and poses.png written to %s", out)
+    return result, report

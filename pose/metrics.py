@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.registry import METRICS
 
@@ -228,17 +229,31 @@ def posetrack_ap(gt_dir: str | Path, pred_dir: str | Path, threshold: float = 0.
 
 @METRICS.register_module()
 class PoseTrackAPMetric(BaseMetric):
-    """mmengine twin of `posetrack_ap_videos`: ``process`` takes per-frame predictions, ``compute_metrics`` the AP.
+    """mmengine twin of `posetrack_ap_videos`: ``process`` takes per-frame predictions, ``compute_metrics`` the AP
+    as ``"<column> AP"`` (prefix ``posetrack/``; the headline is ``posetrack/Total AP``).
 
-    Each data sample carries ``video`` (the ground-truth `PoseVideo`), ``frame`` (its frame index) and
-    ``people`` (the predicted `PosePerson` list of that frame).
+    Two kinds of samples: dicts with ``video`` (the ground-truth `PoseVideo`), ``frame`` (its frame index) and
+    ``people`` (the predicted `PosePerson` list of that frame); or, in mmengine's validation loop, the heatmaps
+    (K, h, w) that a model predicts for each crop of a `PoseTrackClips` batch, decoded through the dataset's
+    ``metainfo`` (videos, items, codec) and the batch's ``index`` and ``matrix``.
     """
 
     default_prefix = "posetrack"
 
-    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        for sample in data_samples:
-            self.results.append((sample["video"], sample["frame"], sample["people"]))
+    def process(self, data_batch: Any, data_samples: Sequence) -> None:
+        if not len(data_samples) or isinstance(data_samples[0], dict):
+            for sample in data_samples:
+                self.results.append((sample["video"], sample["frame"], list(sample["people"])))
+            return
+        from diffusekit.pose.inference import decode_people
+
+        meta = self.dataset_meta or {}
+        if "items" not in meta:
+            raise ValueError("heatmap samples need the dataset's metainfo (videos, items, codec): use PoseTrackClips")
+        heatmaps = torch.stack([torch.as_tensor(sample) for sample in data_samples]).float().cpu()
+        indices, matrices = data_batch["index"], np.asarray(data_batch["matrix"])
+        for item, person in decode_people(meta["videos"], meta["items"], meta["codec"], heatmaps, indices, matrices):
+            self.results.append((meta["videos"][item.video], item.frame, [person]))
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         videos: dict[str, tuple] = {}

@@ -33,7 +33,7 @@ __all__ = [
 
 FLAT_FORMAT = "diffusekit-flat-npz/1"
 _CONVERT_HINT = (
-    "run `diffusekit pose convert {path}` once to write a pickle-free copy, or pass --allow-pickle "
+    "run `diffusekit pose ddhpose convert {path}` once to write a pickle-free copy, or pass --allow-pickle "
     "(allow_pickle=True in Python; unpickling can execute arbitrary code: only for files you trust)"
 )
 

@@ -1,10 +1,10 @@
-"""``diffusekit pose predict``: poses in a video file or a folder of frames, written as PoseTrack18 JSON plus frames
-with skeleton overlays. Person boxes come from a detections JSON (COCO-style, ``image_id`` = frame number from 0),
-one fixed ``x,y,w,h`` box, or the whole frame."""
+"""DiffPose on a video file or a folder of frames: poses written as PoseTrack18 JSON, plus the frames with skeleton
+overlays as images and as a video. Person boxes come from a detections JSON (COCO-style, ``image_id`` = frame number
+from 0), one fixed ``x,y,w,h`` box, or the whole frame."""
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,23 +12,31 @@ import cv2
 import numpy as np
 
 from diffusekit.core.errors import DataError
+from diffusekit.core.progress import ProgressLine
 from diffusekit.pose.codec import HeatmapCodec
 from diffusekit.pose.datasets import ClipCrops, ClipItem
 from diffusekit.pose.inference import InferenceSettings, predict_people
 from diffusekit.pose.posetrack import PoseFrame, PoseVideo, read_detections, write_video
 from diffusekit.pose.visualize import draw_people
 
-__all__ = ["extract_frames", "frame_files", "predict_input"]
+__all__ = ["extract_frames", "frame_files", "predict_input", "video_fps", "write_video_file"]
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+DEFAULT_FPS = 25.0  # overlay videos of frame folders
+# (fourcc, suffix) tried in order: MPEG-4 Part 2 in mp4, then Motion JPEG in avi (both in every OpenCV wheel)
+VIDEO_CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
 
 
-def extract_frames(video: Path, out: Path) -> list[Path]:
+def extract_frames(video: Path, out: Path, progress: bool = True) -> list[Path]:
     """Decode ``video`` with OpenCV into ``out/000000.jpg ...``."""
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise DataError("OpenCV cannot open this video", video)
     out.mkdir(parents=True, exist_ok=True)
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or "?"
+    line = ProgressLine(enabled=progress)
     files = []
     while True:
         ok, frame = capture.read()
@@ -37,10 +45,54 @@ def extract_frames(video: Path, out: Path) -> list[Path]:
         path = out / f"{len(files):06d}.jpg"
         cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
         files.append(path)
+        line.update(f"extracting frames: {len(files)}/{total}")
     capture.release()
+    line.finish()
     if not files:
         raise DataError("OpenCV read no frames from this video", video)
     return files
+
+
+def video_fps(path: Path) -> float:
+    """The frame rate of a video file (``DEFAULT_FPS`` for a frame folder or when the file does not say)."""
+    if path.is_dir():
+        return DEFAULT_FPS
+    capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+    capture.release()
+    return float(fps) if fps and np.isfinite(fps) and 0 < fps <= 240 else DEFAULT_FPS
+
+
+def _readable_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.isOpened():
+        ok, _ = capture.read()
+        if not ok:
+            break
+        count += 1
+    capture.release()
+    return count
+
+
+def write_video_file(stem: Path, frames: Sequence[Path], fps: float = DEFAULT_FPS) -> Path:
+    """Write the images ``frames`` (all of one size) as a video ``stem.mp4`` (mp4v), or ``stem.avi`` (MJPG) where
+    OpenCV cannot write or read back mp4v; the file is checked by decoding it again. DataError when neither works."""
+    first = cv2.imread(str(frames[0]))
+    height, width = first.shape[:2]
+    for fourcc, suffix in VIDEO_CODECS:
+        path = stem.with_suffix(suffix)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+        if not writer.isOpened():
+            continue
+        for file in frames:
+            writer.write(cv2.imread(str(file)))
+        writer.release()
+        if _readable_frames(path) == len(frames):
+            return path
+        logger.warning("%s: OpenCV cannot read back its %s video; trying the next codec", path, fourcc)
+        path.unlink(missing_ok=True)
+    raise DataError("OpenCV can write no readable overlay video (tried mp4v and MJPG)", stem)
 
 
 def frame_files(path: Path, work: Path) -> list[Path]:
@@ -89,8 +141,11 @@ def predict_input(
     detections: str | None = None,
     box: Sequence[float] | None = None,
     min_score: float = 0.0,
-) -> list[Path]:
-    """Predict every frame of ``input_path``; write ``OUT/<name>.json`` and ``OUT/overlays/<name>/*.jpg``."""
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Predict every frame of ``input_path``; write ``OUT/<name>.json`` (PoseTrack18), ``OUT/overlays/<name>/*.jpg``
+    and the overlay video ``OUT/<name>.mp4`` (or ``.avi``). Returns the paths and counts."""
     input_path, out = Path(input_path), Path(out_dir)
     files = frame_files(input_path, out / "frames")
     boxes = _boxes(files, detections, box, min_score)
@@ -100,14 +155,17 @@ def predict_input(
     video = PoseVideo(name, None, len(files), frames, name)
     items = [ClipItem(0, i, tuple(b.tolist()), s) for i, fb in enumerate(boxes) for b, s in fb]
     crops = ClipCrops(root, [video], items, cfg_codec, frame_offsets)
-    people = predict_people(model, crops, settings)[0][0]
-    written = [write_video(out / f"{name}.json", video, people)]
+    people = predict_people(model, crops, settings, progress, seed)[0][0]
+    poses = write_video(out / f"{name}.json", video, people)
     overlays = out / "overlays" / name
     overlays.mkdir(parents=True, exist_ok=True)
+    line = ProgressLine(enabled=progress)
+    drawn = []
     for i, (file, frame_people) in enumerate(zip(files, people)):
-        image = cv2.imread(str(file))
-        path = overlays / f"{i:06d}.jpg"
-        cv2.imwrite(str(path), draw_people(image, frame_people, settings.draw_threshold))
-        written.append(path)
-    print(f"{name}: {len(files)} frames, {len(items)} people", file=sys.stderr)
-    return written
+        drawn.append(overlays / f"{i:06d}.jpg")
+        cv2.imwrite(str(drawn[-1]), draw_people(cv2.imread(str(file)), frame_people, settings.draw_threshold))
+        line.update(f"drawing: {i + 1}/{len(files)} frames")
+    line.finish()
+    movie = write_video_file(out / name, drawn, video_fps(input_path))
+    logger.info("%s: %d frames, %d people -> %s, %s", name, len(files), len(items), poses, movie)
+    return dict(json=str(poses), video=str(movie), overlays=str(overlays), frames=len(files), people=len(items))

@@ -47,6 +47,7 @@ from diffusekit.pose.motion import EXTREMITIES, MOTIONS, Body, random_body, simu
 from diffusekit.pose.skeleton import H36M_FLIP_LEFT, H36M_FLIP_RIGHT, H36M_KEEP
 
 __all__ = [
+    "write_synthetic",
     "H36M_ACTIONS",
     "H36M_ARENA",
     "H36M_METADATA",
@@ -299,3 +300,15 @@ def write_3dhp(out: str | Path, seed: int = 0, frames: int = 300) -> Path:
     np.savez_compressed(out / "data_train_3dhp_ori.npz", data=train)
     np.savez_compressed(out / "data_test_3dhp_ori.npz", data=test)
     return out
+
+
+def write_synthetic(out: str | Path, dataset: str = "h36m", size: str = "small", seed: int = 0) -> Path:
+    """Synthetic Human3.6M (``size``) or MPI-INF-3DHP data in the published (pickled) layout, plus the pickle-free
+    ``*.flat.npz`` copies that the loaders read without ``allow_pickle``."""
+    from diffusekit.pose.npz_tree import convert_npz
+
+    root = write_3dhp(out, seed=seed) if dataset == "3dhp" else write_h36m(out, size, seed)
+    for path in sorted(Path(root).glob("*.npz")):
+        if not path.name.endswith(".flat.npz"):
+            convert_npz(path)
+    return Path(root)

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from diffusekit.core.figures import pyplot, save_figure
+from diffusekit.core.figures import new_figure, save_figure, subplots
 from diffusekit.pose.posetrack import KEYPOINTS, SKELETON, PosePerson
 
 __all__ = ["draw_people", "plot_crops", "plot_lifting"]
@@ -52,10 +52,9 @@ def plot_crops(
     columns: int = 6,
 ) -> Path:
     """A grid of RGB crops with predicted joints (filled) and ground truth (rings); returns the saved path."""
-    plt = pyplot()
     n = len(crops)
     rows = max(1, int(np.ceil(n / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.6 * rows), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(2 * columns, 2.6 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, ax in enumerate(axes.ravel()[:n]):
@@ -84,9 +83,8 @@ def plot_lifting(
     """One row per frame: the 2D input (pixels, zoomed on the person) beside the 3D pose (mm, root-relative;
     camera axes drawn with depth as the second axis and -y up). ``hypotheses`` (H, F, J, 3): each drawn faint, their
     mean bold; ``truth`` (F, J, 3) dashed black. Left limbs blue, right orange."""
-    plt = pyplot()
     frames = len(keypoints_2d)
-    fig = plt.figure(figsize=(7, 3.2 * frames))
+    fig = new_figure(figsize=(7, 3.2 * frames))
     left = set(left)
     mean = hypotheses.mean(0)
     span = max(float(np.abs(mean).max()), 1e-6) * 1.1

@@ -14,7 +14,9 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=50, end=iters, eta_min=1e-5),
 ]
-train_cfg = dict(max_iters=iters)
+train_cfg = dict(max_iters=iters, val_interval=2000)
+# a cheap validation: S9 only (all cameras), one hypothesis, one step
+val_dataloader = dict(dataset=dict(frames=frames, source="det", subjects=("S9",)), batch_size=64, num_workers=0)
 ema = dict(decay=0.995)
 checkpoint_interval = 2000
 evaluate = dict(hypotheses=(1, 5), steps=(1, 5), batch_size=32)

@@ -5,7 +5,10 @@
 # weights you pass with --cfg-options model.backbone.weights=PATH, a 4-layer STRL of width 256, a decoder of width
 # 256 with one transformer block per LMSFI stage, a cosine schedule of T = 1000, and 5 DDIM steps x 1 sample + flip
 # at inference. 60 epochs of PoseTrack18 train (~ 100k person crops) at batch 32 ~ 190k iterations.
-custom_imports = dict(imports=["diffusekit.pose.diffpose", "diffusekit.pose.datasets"], allow_failed_imports=False)
+custom_imports = dict(
+    imports=["diffusekit.pose.diffpose", "diffusekit.pose.datasets", "diffusekit.pose.metrics"],
+    allow_failed_imports=False,
+)
 
 input_size = (192, 256)  # (W, H)
 heatmap_size = (48, 64)
@@ -21,6 +24,7 @@ model = dict(
     num_steps=1000,
     schedule="cosine",
     signal_scale=1.0,
+    val_sampling=dict(steps=5, samples=1, flip=True),  # validation during training
 )
 train_dataloader = dict(
     dataset=dict(
@@ -43,7 +47,18 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=500, end=190_000, eta_min=1e-6),
 ]
-train_cfg = dict(max_iters=190_000)
+train_cfg = dict(max_iters=190_000, val_interval=10_000)
+# validation during training: PoseTrack AP of the val split (ground-truth boxes), a best checkpoint by Total AP
+val_dataloader = dict(
+    dataset=dict(train_dataloader["dataset"], split="val", boxes="gt", augment=None),
+    batch_size=32,
+    num_workers=4,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    collate_fn=dict(type="default_collate"),
+)
+val_evaluator = dict(type="PoseTrackAPMetric")
+val_cfg = dict()
+best_metric = dict(key="posetrack/Total AP", rule="greater")
 ema = dict(decay=0.9999)
 checkpoint_interval = 5000
 # evaluation: the val split with ground-truth boxes (oracle boxes; pass boxes=<detections.json> for the published

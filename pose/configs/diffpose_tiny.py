@@ -11,6 +11,7 @@ model = dict(
     heatmap_size=heatmap_size,
     strl=dict(dim=64, depth=1, heads=4),
     decoder=dict(dim=48, heads=4, depth=1),
+    val_sampling=dict(steps=1, samples=1, flip=False),
 )
 train_dataloader = dict(
     dataset=dict(input_size=input_size, heatmap_size=heatmap_size, augment=dict(flip=0.5, scale=0.25, rotation=20)),
@@ -22,7 +23,11 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=50, end=600, eta_min=1e-5),
 ]
-train_cfg = dict(max_iters=600)
+train_cfg = dict(max_iters=600, val_interval=200)
+# a cheap validation: the first 3 val videos, one DDIM step, no flip
+val_dataloader = dict(
+    dataset=dict(input_size=input_size, heatmap_size=heatmap_size, max_videos=3), batch_size=64, num_workers=0
+)
 ema = dict(decay=0.995)
 checkpoint_interval = 200
 evaluate = dict(batch_size=64)

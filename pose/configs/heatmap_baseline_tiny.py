@@ -2,7 +2,10 @@
 # 3-frame clips, a SimpleBaseline head (two deconvolutions) and weighted MSE; the same optimiser and schedule.
 _base_ = ["./diffpose_tiny.py"]
 
-custom_imports = dict(imports=["diffusekit.pose.baseline", "diffusekit.pose.datasets"], allow_failed_imports=False)
+custom_imports = dict(
+    imports=["diffusekit.pose.baseline", "diffusekit.pose.datasets", "diffusekit.pose.metrics"],
+    allow_failed_imports=False,
+)
 model = dict(
     _delete_=True,
     type="HeatmapBaseline",
