@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from diffusekit.core.cli import json_ready
+from diffusekit.core.commands import json_ready
 from diffusekit.core.engine import train_for_budget
-from diffusekit.robotics.cli import format_table, load_policy, load_robotics_config, with_data
 from diffusekit.robotics.control import ControlSettings, choose_start_step, evaluate_policy
 from diffusekit.robotics.envs import make_env
 from diffusekit.robotics.policy import rti_step_list
 from diffusekit.robotics.synthetic import collect
+from diffusekit.robotics.workflow import format_table, load_policy, load_robotics_config, with_data
 
 MODES = [
     ControlSettings("ddpm"),

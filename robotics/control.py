@@ -11,7 +11,6 @@ RTI-DP scheme, rollouts and the success / score / cost figures of an evaluation.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -158,7 +157,7 @@ def evaluate_policy(
     """Seeded episodes ``seed, seed + 1, ...``: success rate, mean score, network evaluations and milliseconds per
     control step (RTI's first full inference excluded and reported apart)."""
     runner = PolicyRunner(policy, settings, torch.Generator().manual_seed(seed))
-    results, line = [], ProgressLine(sys.stdout, enabled=progress)
+    results, line = [], ProgressLine(enabled=progress)
     for i in range(episodes):
         results.append(rollout(env, runner, seed + i))
         successes = sum(r["success"] for r in results)
@@ -179,10 +178,12 @@ def evaluate_policy(
 
 
 @torch.no_grad()
-def choose_start_step(policy: DiffusionPolicy, env, episodes: int = 3, seed: int = 0) -> tuple[int, list[int]]:
-    """RTI-DP's offline K': run DDPM-100 closed loop (one action per step) and, at every step, compare the shifted
-    previous chunk with the forward-diffusion means of the new fully denoised chunk (`select_start_step`); returns
-    the median choice and all of them."""
+def choose_start_step(
+    policy: DiffusionPolicy, env, episodes: int = 3, seed: int = 0, max_steps: int | None = None
+) -> tuple[int, list[int]]:
+    """RTI-DP's offline K': run DDPM-100 closed loop (one action per step, at most ``max_steps`` steps per episode)
+    and, at every step, compare the shifted previous chunk with the forward-diffusion means of the new fully
+    denoised chunk (`select_start_step`); returns the median choice and all of them."""
     from diffusekit.robotics.policy import select_start_step
 
     runner = PolicyRunner(policy, ControlSettings("ddpm", n_action=1), torch.Generator().manual_seed(seed))
@@ -191,7 +192,7 @@ def choose_start_step(policy: DiffusionPolicy, env, episodes: int = 3, seed: int
         obs = env.reset(seed=seed + i)
         runner.reset()
         previous = None
-        for _ in range(env.max_steps):
+        for _ in range(min(env.max_steps, max_steps or env.max_steps)):
             runner.observations.append(np.asarray(obs, dtype=np.float32))
             chunk = policy.predict_chunk(runner._obs(), "ddpm", None, runner.generator)
             if previous is not None:

@@ -9,6 +9,11 @@ so a window never crosses an episode boundary. An episode therefore gives
 all ``horizon`` actions, normalised by a :class:`~diffusekit.robotics.normalizer.LinearNormalizer` fitted on the
 whole buffer ('limits', to [-1, 1]).
 
+``split`` holds out the last episodes for validation (``val_episodes``: a fraction of the episodes, or a count;
+at least one, and at least one left for training): ``"train"`` keeps the others, ``"val"`` the held-out ones, every
+``stride``-th window; with either split the normaliser is fitted on the training episodes only, so both splits are
+normalised alike. ``"all"`` (the default) uses every episode.
+
 ``gripper_scale != 1`` is RTI-DP-scale (Duan et al. 2025; ``rti/scale_robomimic_dataset.py`` uses 10): the gripper
 action columns (``meta/gripper_dims``) are divided by ``gripper_scale`` and passed through the normaliser unchanged.
 """
@@ -87,7 +92,14 @@ class ActionWindows(Dataset):
         n_action: int = 8,
         gripper_scale: float = 1.0,
         file: str | None = None,
+        split: str = "all",
+        val_episodes: float = 0.1,
+        stride: int = 1,
     ):
+        if split not in ("all", "train", "val"):
+            raise ValueError(f"split must be 'all', 'train' or 'val', got {split!r}")
+        if int(stride) < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
         if n_obs < 1 or n_action < 1 or horizon < n_obs + n_action - 1:
             raise ValueError(
                 f"need n_obs >= 1, n_action >= 1 and horizon >= n_obs + n_action - 1, "
@@ -104,6 +116,9 @@ class ActionWindows(Dataset):
         self.obs_dim, self.action_dim = self.buffer.obs_dim, self.buffer.action_dim
         self.gripper_dims = self.buffer.gripper_dims
 
+        self.split = split
+        first_val = self._first_val_episode(val_episodes) if split != "all" else self.buffer.n_episodes
+        fit_steps = int(self.buffer.episode_ends[first_val - 1])  # the normaliser sees the training episodes only
         obs, action = self.buffer.obs, self.buffer.action.copy()
         passthrough: tuple[int, ...] = ()
         if gripper_scale != 1.0:
@@ -111,13 +126,17 @@ class ActionWindows(Dataset):
                 raise DataError("gripper_scale != 1 but the replay buffer has no meta/gripper_dims", self.path)
             action[:, list(self.gripper_dims)] /= gripper_scale
             passthrough = self.gripper_dims
-        self.normalizer_stats = LinearNormalizer.fit_stats(obs, action, passthrough=passthrough)
+        self.normalizer_stats = LinearNormalizer.fit_stats(obs[:fit_steps], action[:fit_steps], passthrough=passthrough)
         self.normalizer = LinearNormalizer(self.obs_dim, self.action_dim, self.normalizer_stats)
         with torch.no_grad():
             self._obs = self.normalizer.normalize_obs(torch.from_numpy(obs)).numpy()
             self._action = self.normalizer.normalize_action(torch.from_numpy(action)).numpy()
 
-        self.indices = window_indices(self.buffer.episode_ends, self.horizon, self.n_obs, self.n_action)
+        indices = window_indices(self.buffer.episode_ends, self.horizon, self.n_obs, self.n_action)
+        if split != "all":
+            held_out = indices[:, 1] >= fit_steps
+            indices = indices[held_out if split == "val" else ~held_out]
+        self.indices = indices[:: int(stride)]
         if len(self.indices) == 0:
             raise DataError(
                 f"no training windows: every episode is shorter than horizon - n_obs - n_action + 2 = "
@@ -125,6 +144,15 @@ class ActionWindows(Dataset):
                 self.path,
             )
         self._offsets = np.arange(self.horizon, dtype=np.int64)
+
+    def _first_val_episode(self, val_episodes: float) -> int:
+        """Index of the first held-out episode (the last ``val_episodes`` episodes are held out)."""
+        total = self.buffer.n_episodes
+        count = max(1, round(val_episodes * total)) if 0 < val_episodes < 1 else int(val_episodes)
+        if not 1 <= count < total:
+            raise DataError(f"cannot hold out {val_episodes} of {total} episodes for validation (need at least one "
+                            "held out and one for training)", self.path)  # fmt: skip
+        return total - count
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -90,7 +90,10 @@ class PointMassEnv:
     def _obs(self) -> np.ndarray:
         return np.array(self._state, dtype=np.float32)
 
-    def reset(self, seed: int | None = None) -> np.ndarray:
+    def reset(self, seed: int | None = None, generator: np.random.Generator | None = None) -> np.ndarray:
+        """A new episode; ``seed`` reseeds the start draw, ``generator`` replaces the env's own (gymnasium's)."""
+        if generator is not None:
+            self._rng = generator
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         x, y = self._rng.uniform(START_LOW, START_HIGH)

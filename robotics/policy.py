@@ -70,6 +70,9 @@ class DiffusionPolicy(BaseModel):
         num_steps, schedule: the DDPM (100 steps, "cosine" = squaredcos_cap_v2).
         normalizer: `LinearNormalizer` statistics (set by ``train`` from the replay buffer).
         gripper_dims: binary gripper action dims (executed as sign).
+        val_sampler, val_steps: how validation samples a chunk (default DDIM-10, a fixed noise seed per batch);
+            ``val_step`` returns the executed actions ``[n_obs - 1, n_obs - 1 + n_action)`` of the sampled and the
+            demonstrated chunk for :class:`~diffusekit.robotics.metrics.ActionChunkMSE`.
     """
 
     def __init__(
@@ -84,6 +87,8 @@ class DiffusionPolicy(BaseModel):
         schedule: str = "cosine",
         normalizer: dict | None = None,
         gripper_dims: Sequence[int] = (),
+        val_sampler: str = "ddim",
+        val_steps: int = 10,
         init_cfg: dict | None = None,
     ):
         super().__init__(init_cfg=init_cfg)
@@ -95,6 +100,10 @@ class DiffusionPolicy(BaseModel):
         self.net = ConditionalUnet1D(self.action_dim, self.n_obs * self.obs_dim, **(unet or {}))
         self.normalizer = LinearNormalizer(self.obs_dim, self.action_dim, normalizer)
         self.num_steps = int(num_steps)
+        if val_sampler not in ("ddpm", "ddim") or not 1 <= int(val_steps) <= self.num_steps:
+            raise ValueError(f"val_sampler must be ddpm or ddim and val_steps in [1, {num_steps}], got "
+                             f"{val_sampler!r} and {val_steps}")  # fmt: skip
+        self.val_sampler, self.val_steps = val_sampler, int(val_steps)
         self.diffusion = GaussianDiffusion(
             NoiseSchedule.named(schedule, num_steps=num_steps), prediction="eps", clip_x0=(-1.0, 1.0)
         )
@@ -153,13 +162,32 @@ class DiffusionPolicy(BaseModel):
             x = mean.to(guess.dtype)
         return x
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None, mode: str = "tensor", **kwargs):
-        """``loss`` -> {"loss"}; ``predict`` / ``tensor`` -> `predict_chunk` (kwargs sampler, steps, generator)."""
+    def forward(
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor | None = None,
+        mode: str = "tensor",
+        sampler: str = "ddpm",
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
+        """``loss`` -> {"loss"}; ``predict`` / ``tensor`` -> `predict_chunk` (sampler, steps, generator)."""
         if mode == "loss":
             if action is None:
                 raise ValueError("mode='loss' needs the action chunks")
             return self.loss(obs, action)
         if mode in ("predict", "tensor"):
-            allowed = ("sampler", "steps", "generator")
-            return self.predict_chunk(obs, **{k: v for k, v in kwargs.items() if k in allowed})
+            return self.predict_chunk(obs, sampler, steps, generator)
         raise ValueError(f"unknown mode {mode!r}; expected 'loss', 'predict' or 'tensor'")
+
+    @torch.no_grad()
+    def val_step(self, data: dict) -> list[dict[str, torch.Tensor]]:
+        """Validation: per window, the executed actions of a sampled chunk (``pred``) and of the demonstration
+        (``target``), normalised; the noise is seeded per batch so that successive validations compare alike."""
+        data = self.data_preprocessor(data, False)
+        generator = torch.Generator().manual_seed(0)
+        chunk = self.predict_chunk(data["obs"], self.val_sampler, self.val_steps, generator)
+        part = slice(self.n_obs - 1, self.n_obs - 1 + self.n_action)
+        return [{"pred": p, "target": t} for p, t in zip(chunk[:, part], data["action"][:, part])]
+
+    test_step = val_step

@@ -142,6 +142,12 @@ class ReplayBuffer:
                     arrays[key] = archive[key]
                 except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
                     raise DataError(f"cannot read {key} ({err})", path) from err
+        return cls.from_arrays(arrays, path)
+
+    @classmethod
+    def from_arrays(cls, arrays, path: str | Path | None = None) -> ReplayBuffer:
+        """A buffer from the :data:`KEYS` arrays after every check of :meth:`load`; ``path`` (the file or folder the
+        arrays came from: an importer's source) is named in the `DataError`."""
         obs, action = arrays["data/obs"], arrays["data/action"]
         ends, task, grip = arrays["meta/episode_ends"], arrays["meta/task"], arrays["meta/gripper_dims"]
 

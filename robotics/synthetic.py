@@ -1,24 +1,25 @@
 """Scripted demonstrations written to disk as a replay buffer, standing in for datasets that cannot be downloaded.
 
 Diffusion Policy (Chi et al., RSS 2023) trains on human demonstrations (Push-T: ``pusht_cchi_v7_replay.zarr``,
-unreachable offline). :func:`collect` instead runs a task's scripted expert
-(:func:`~diffusekit.robotics.envs.make_expert`) and writes ``<out>/<task>_replay.npz`` in DP's replay layout
-(:mod:`diffusekit.robotics.replay`), which is what :class:`~diffusekit.robotics.dataset.ActionWindows` reads.
-Each step records the observation before the action and the expert's action. Only successful episodes are kept;
-failed ones are counted and replaced by further seeds. With ``progress``, a collection that runs for more than 2 s
-prints a line to stderr at every tenth of the way.
-"""
+unreachable offline; :mod:`diffusekit.robotics.importers` converts a downloaded copy). :func:`collect` instead runs
+a task's scripted expert (:func:`~diffusekit.robotics.envs.make_expert`) and writes ``<out>/<task>_replay.npz`` in
+DP's replay layout (:mod:`diffusekit.robotics.replay`), which is what
+:class:`~diffusekit.robotics.dataset.ActionWindows` reads. Each step records the observation before the action and
+the expert's action. Only successful episodes are kept; failed ones are counted and replaced by further seeds. With
+``progress``, a progress line goes to stderr (:class:`~diffusekit.core.progress.ProgressLine`)."""
 
 from __future__ import annotations
 
-import sys
-import time
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from diffusekit.core.progress import ProgressLine
 from diffusekit.robotics.envs import episode_outcome, make_env, make_expert
 from diffusekit.robotics.replay import ReplayBuffer
+
+logger = logging.getLogger(__name__)
 
 
 def run_expert_episode(env, expert, seed: int) -> tuple[np.ndarray, np.ndarray, float, bool]:
@@ -60,8 +61,7 @@ def collect(
     buffer = ReplayBuffer(task, env.obs_dim, env.action_dim, env.gripper_dims)
     max_attempts = 2 * episodes + 10
     scores: list[float] = []
-    report_every = max(1, episodes // 10)
-    started = time.monotonic()
+    line = ProgressLine(enabled=progress)
     attempt = 0
     while buffer.n_episodes < episodes:
         if attempt >= max_attempts:
@@ -74,16 +74,13 @@ def collect(
         scores.append(score)
         if success:
             buffer.add_episode(obs, action)
-            kept = buffer.n_episodes
-            elapsed = time.monotonic() - started
-            if progress and elapsed > 2.0 and (kept % report_every == 0 or kept == episodes):
-                print(
-                    f"[collect {task}] {kept}/{episodes} demonstrations, {attempt - kept} failed, "
-                    f"{buffer.n_steps} steps, {elapsed:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        kept = buffer.n_episodes
+        line.update(
+            f"[collect {task}] {kept}/{episodes} demonstrations, {attempt - kept} failed, {buffer.n_steps} steps"
+        )
+    line.finish()
     path = buffer.save(Path(out).expanduser() / f"{task}_replay.npz")
+    logger.info("%s: %d demonstrations in %d attempts", path, buffer.n_episodes, attempt)
     stats = {
         "episodes": buffer.n_episodes,
         "steps": buffer.n_steps,

@@ -4,4 +4,5 @@
 _base_ = ["./dp_pointmass_tiny.py"]
 
 train_dataloader = dict(dataset=dict(gripper_scale=10.0))
+val_dataloader = dict(dataset=dict(gripper_scale=10.0))
 evaluate = dict(gripper="scale")

@@ -11,7 +11,7 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=50, end=1500, eta_min=1e-5),
 ]
-train_cfg = dict(max_iters=1500)
+train_cfg = dict(max_iters=1500, val_interval=500)
 ema = dict(decay=0.99)
 checkpoint_interval = 500
 evaluate = dict(episodes=20, seed=0)

@@ -4,7 +4,10 @@
 # steps on squaredcos_cap_v2 (the core's "cosine"), eps prediction, x0 clipped to [-1, 1]; AdamW 1e-4, betas
 # (0.95, 0.999), weight decay 1e-6, 500 warm-up iterations then cosine; EMA; batch 256. DP trains 4500 epochs of
 # ~25k windows (~100 iterations per epoch) = 450k iterations. Our observation is gym-pusht's (see docs/robotics.md).
-custom_imports = dict(imports=["diffusekit.robotics.policy", "diffusekit.robotics.dataset"], allow_failed_imports=False)
+custom_imports = dict(
+    imports=["diffusekit.robotics.policy", "diffusekit.robotics.dataset", "diffusekit.robotics.metrics"],
+    allow_failed_imports=False,
+)
 
 task = "pusht"
 horizon, n_obs, n_action = 16, 2, 8
@@ -21,10 +24,9 @@ model = dict(
     normalizer=None,  # min-max statistics of the replay buffer, filled by `train`
     gripper_dims=(),
 )
+windows = dict(type="ActionWindows", data_root="", horizon=horizon, n_obs=n_obs, n_action=n_action, gripper_scale=1.0)
 train_dataloader = dict(
-    dataset=dict(
-        type="ActionWindows", data_root="", horizon=horizon, n_obs=n_obs, n_action=n_action, gripper_scale=1.0
-    ),
+    dataset=dict(windows, split="train", val_episodes=0.1),
     batch_size=256,
     num_workers=2,
     sampler=dict(type="InfiniteSampler", shuffle=True),
@@ -35,7 +37,15 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.002, by_epoch=False, begin=0, end=500),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=500, end=450_000, eta_min=0.0),
 ]
-train_cfg = dict(max_iters=450_000)
+# validation: the last 10% of the demonstration episodes are held out (the normaliser is fitted on the others); every
+# n_action-th window of them is sampled with DDIM-10 and scored by the MSE of its executed actions (lower is better);
+# the best checkpoint by that error is kept (best_val_action_mse_iter_N.pth). See docs/robotics.md.
+val_dataloader = dict(dataset=dict(windows, split="val", val_episodes=0.1, stride=n_action), batch_size=256,
+                      num_workers=0, sampler=dict(type="DefaultSampler", shuffle=False),
+                      collate_fn=dict(type="default_collate"))  # fmt: skip
+val_evaluator, val_cfg = dict(type="ActionChunkMSE"), dict()
+best_metric = dict(key="val/action_mse", rule="less")
+train_cfg = dict(max_iters=450_000, val_interval=10_000)
 ema = dict(decay=0.999)
 checkpoint_interval = 10_000
 # evaluation: 50 seeded episodes from 100000 (DP's protocol), the three inference modes with the same checkpoint

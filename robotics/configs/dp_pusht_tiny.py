@@ -9,7 +9,7 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=100, end=4000, eta_min=1e-5),
 ]
-train_cfg = dict(max_iters=4000)
+train_cfg = dict(max_iters=4000, val_interval=1000)
 ema = dict(decay=0.995)
 checkpoint_interval = 1000
 evaluate = dict(episodes=20)
