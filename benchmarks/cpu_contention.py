@@ -8,7 +8,7 @@ with diffusekit's defaults (passive OpenMP waiting) and with libgomp's default s
 its default, 300,000, which keeps diffusekit from choosing a policy). The training rate comes from the last
 progress line (iterations per second since training started, so imports and data loading do not count).
 
-    python benchmarks/cpu_contention.py [--iters 40] [--domains core,timeseries,...]
+    python benchmarks/cpu_contention.py [--iters 40] [--domains timeseries,medical,...] [--settings ...]
 
 Prints one table: it/s idle and busy, and the slowdown busy/idle, per domain and setting. Run it on an otherwise
 idle machine: anything else running distorts both columns.
@@ -85,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=40, help="training iterations per run (default 40)")
     parser.add_argument("--domains", default=",".join(RECIPES), help="comma-separated subset of the recipes")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated subset of the settings")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.domains.split(",")]
     rows = []
@@ -93,8 +94,8 @@ def main() -> None:
             synth, train = RECIPES[name]
             data = Path(tmp) / re.sub(r"\W+", "_", name) / "data"
             subprocess.run([*CLI, *_fill(synth, data=data)], check=True, capture_output=True, text=True)
-            for setting, extra in SETTINGS.items():
-                env = _environment(extra)
+            for setting in [name.strip() for name in args.settings.split(",")]:
+                env = _environment(SETTINGS[setting])
                 idle = train_rate(train, data, data.parent / f"w_idle_{len(rows)}", args.iters, env)
                 busy_process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 try:
