@@ -152,10 +152,11 @@ def add_output_args(
     parser: argparse.ArgumentParser,
     out_help: str | None = "also write metrics.json and figures here",
     json: bool = True,
+    required: bool = False,
 ) -> None:
-    """``--out`` (optional with ``out_help``; required when ``out_help`` starts with 'output') and ``--json``."""
+    """``--out`` (left out when ``out_help`` is None) and ``--json``."""
     if out_help:
-        parser.add_argument("--out", required=out_help.startswith("output"), help=out_help)
+        parser.add_argument("--out", required=required, help=out_help)
     if json:
         add_json_flag(parser)
 

@@ -107,7 +107,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "moving from ED to ES, and writes them in the official layouts (CAMUS NIfTI with split files and Info "
         "cfgs, or the legacy MHD release; EchoNet AVI videos with FileList.csv and VolumeTracings.csv).",
     )
-    cc.add_output_args(synth, "output folder", json=False)
+    cc.add_output_args(synth, "output folder", json=False, required=True)
     synth.add_argument("--layout", choices=("camus", "camus-mhd", "echonet", "all"), default="all")
     synth.add_argument("--size", choices=("small", "medium"), default="small", help="small: 12 patients, medium: 60")
     cc.add_seed_arg(synth)
@@ -149,7 +149,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         data=False,
     )
     predict.add_argument("--input", required=True, help="a .nii/.nii.gz/.mhd/.png/.avi file or a folder of them")
-    cc.add_output_args(predict, "output folder", json=False)
+    cc.add_output_args(predict, "output folder", json=False, required=True)
 
     cc.add_demo_command(
         sub,

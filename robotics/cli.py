@@ -147,7 +147,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                      "successful episodes are kept; the expert's success rate is printed.")  # fmt: skip
     _task_args(co, config=False)
     co.add_argument("--episodes", type=positive_int, default=100, help="demonstrations to record (default 100)")
-    add_output_args(co, "output folder", json=False)
+    add_output_args(co, "output folder", json=False, required=True)
     add_seed_arg(co, 0, "seed of the first episode (default 0)")
 
     im = add_command(sub, "import", cmd_import, "convert a Diffusion Policy zarr or a LeRobot v2.x dataset into a "
@@ -162,7 +162,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                     "lerobot observation.state)")  # fmt: skip
     im.add_argument("--action-key", default="action", help="the action key (default action)")
     im.add_argument("--gripper-dims", type=nonnegative_int, nargs="+", default=(), help="binary gripper action dims")
-    add_output_args(im, "output folder", json=False)
+    add_output_args(im, "output folder", json=False, required=True)
 
     tr = add_command(sub, "train", cmd_train, "train a Diffusion Policy on a replay buffer through the mmengine engine",
                      "Reads the replay buffer at DATA (a folder with <task>_replay.npz or the file), fits the min-max "
@@ -200,7 +200,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                      "Runs one seeded episode and writes OUT (.gif, or a folder of PNG frames).")  # fmt: skip
     _task_args(ro)
     ro.add_argument("--checkpoint", required=True, help="final_weights.pth or the train work dir")
-    add_output_args(ro, "output: a .gif path or a folder for PNG frames", json=False)
+    add_output_args(ro, "output: a .gif path or a folder for PNG frames", json=False, required=True)
     add_sampling_args(ro, steps="DDIM steps (default 10)", samples=None, sampler=("ddpm", "ddim", "rti"))
     _rti_args(ro)
     add_seed_arg(ro, 100000, "episode seed (default 100000)")

@@ -175,7 +175,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     pr.add_argument("--input", required=True, help="a CSV with a header (feature columns as in training) or a folder")
     pr.add_argument("--top-k", type=commands.positive_int, default=3, help="features named per timestamp (default 3)")
     commands.add_runtime_args(pr)
-    commands.add_output_args(pr, "output folder", json=False)
+    commands.add_output_args(pr, "output folder", json=False, required=True)
 
     commands.add_demo_command(
         sub,
