@@ -145,6 +145,18 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> Any:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError("checkpoint file not found", path)
+    if path.stat().st_size == 0:
+        raise DataError("empty file, not a torch checkpoint", path)
+    is_zip = zipfile.is_zipfile(path)
+    if is_zip and not is_intact(path):
+        raise DataError("truncated or corrupt checkpoint (its zip archive fails the CRC check)", path)
+    with path.open("rb") as handle:
+        legacy = handle.read(1) == b"\x80"  # torch's legacy format is a pickle stream (protocol >= 2)
+    if not is_zip and not legacy:
+        raise DataError(
+            "not a readable torch checkpoint (neither the zip archive that torch.save writes nor a legacy torch file)",
+            path,
+        )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -156,8 +168,11 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> Any:
         ) from error
     except PermissionError as error:
         raise DataError(f"cannot read the checkpoint ({error.strerror})", path) from error
-    except (OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:  # not torch, or truncated
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    except Exception as error:  # noqa: BLE001  torch's unpickler fails on non-checkpoints with any exception type
+        if not zipfile.is_zipfile(path):
+            reason = "neither the zip archive that torch.save writes nor a legacy torch file"
+        else:
+            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise DataError(f"not a readable torch checkpoint ({reason})", path) from error
 
 

@@ -157,8 +157,16 @@ def _add_domain(sub, domain: Domain) -> None:
     group.set_defaults(func=fail)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (the problem and where to read more) instead of the usage block.
+    Subcommand parsers are of the same class (``add_subparsers`` uses the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser(domains: list[Domain] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="diffusekit",
         description="Diffusion models for applied domains. Each installed domain adds a command group; "
         "`diffusekit demo` runs every demo into one report. Flags mean the same in every domain: docs/cli.md.",
@@ -196,9 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as error:
         print(f"diffusekit: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an unreadable, missing or unwritable file that no reader turned into a DataError
+        print(f"diffusekit: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("diffusekit: interrupted", file=sys.stderr)
         return 130
+
+
+def describe_os_error(error: OSError) -> str:
+    """``path: reason`` for an OSError (the operating system's reason, e.g. "Permission denied")."""
+    reason = error.strerror or str(error)
+    names = [name for name in (error.filename, error.filename2) if name is not None]
+    return f"{' -> '.join(map(str, names))}: {reason}" if names else reason
 
 
 if __name__ == "__main__":  # python -m diffusekit.core.cli (torchrun): use the module's own classes, not __main__'s

@@ -91,7 +91,7 @@ def train_toy(
     if batch_size:
         options["train_dataloader.batch_size"] = batch_size
     cfg = load_config("toy2d", package="diffusekit.core", cfg_options=options)
-    model = train(cfg, work_dir=work_dir, seed=seed, progress=progress)
+    model = train(cfg, work_dir=work_dir, seed=seed, progress=progress, overwrite=True)  # the demo's own folder
     return load_weights(model, Path(work_dir) / "final_weights.pth", use_ema=True)
 
 

@@ -33,6 +33,7 @@ checkpoint and fails on live objects.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import itertools
@@ -40,6 +41,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -58,6 +60,7 @@ from torch import nn
 
 from . import curves  # noqa: F401  (registers CurvesHook)
 from .checkpoint import (
+    CHECKPOINT_NAME,
     FINAL_WEIGHTS_NAME,
     SAFE_SCHEME,
     DiffusekitRunner,
@@ -323,6 +326,16 @@ def _with_defaults(cfg: Config, seed: int | None, progress: bool) -> Config:
     return cfg
 
 
+def earlier_run(work_dir: Path) -> str | None:
+    """The name of a file in ``work_dir`` that shows an earlier training run there (a checkpoint or final weights)."""
+    if not work_dir.is_dir():
+        return None
+    for path in sorted(work_dir.glob("*.pth")):
+        if CHECKPOINT_NAME.fullmatch(path.name) or path.name == FINAL_WEIGHTS_NAME:
+            return path.name
+    return None
+
+
 def _resume_from(work_dir: Path, resume: bool | str | Path) -> Path | None:
     if resume is True:
         latest = latest_checkpoint(work_dir)
@@ -370,17 +383,24 @@ def build_runner(
     launcher: str = "none",
     seed: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Runner:
     """An mmengine Runner for ``cfg`` with diffusekit's defaults (module docstring).
 
     ``resume=True`` continues from the newest intact checkpoint in ``work_dir`` (from the start when there is
-    none); a path resumes from that checkpoint. Checkpoints, and ``load_from``, are read with ``weights_only=True``
+    none); a path resumes from that checkpoint. Without ``resume``, a work dir that holds an earlier run's
+    checkpoints is refused unless ``overwrite``. Checkpoints, and ``load_from``, are read with ``weights_only=True``
     (:func:`diffusekit.core.checkpoint.load_checkpoint_file`); a remote ``load_from`` URL is refused.
     """
     cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else Config(copy.deepcopy(dict(cfg)))
     work_dir = Path(work_dir).absolute()
     if work_dir.exists() and not work_dir.is_dir():
         raise DataError("the work dir names an existing file", work_dir)
+    earlier = earlier_run(work_dir)
+    if earlier and not resume and not overwrite:
+        raise DataError(
+            f"holds an earlier run ({earlier}); pass --resume to continue it, or choose another --work-dir", work_dir
+        )
     cfg.work_dir, cfg.launcher = str(work_dir), launcher
     cfg.setdefault("experiment_name", f"{work_dir.name}_{next(_runner_count)}")  # runs in one process stay apart
     cfg = _with_defaults(cfg, seed, progress)
@@ -401,10 +421,28 @@ def build_runner(
         cfg.load_from = SAFE_SCHEME + str(resume_from.absolute())
     elif load_from:
         cfg.load_from = SAFE_SCHEME + str(Path(load_from).expanduser().absolute())
-    with registry_errors(cfg.filename):
+    with registry_errors(cfg.filename), _undo_new_entries_on_error(work_dir):
         runner = DiffusekitRunner.from_cfg(cfg)
     runner.logger.addFilter(_DropExpectedWarnings())
     return runner
+
+
+@contextlib.contextmanager
+def _undo_new_entries_on_error(work_dir: Path, started=lambda: False):
+    """On an error before training started (``started()`` is false) and before any checkpoint exists, remove what
+    the runner created in ``work_dir`` (its timestamped log folder; the work dir itself when it was created here),
+    so a bad config leaves no half-made run behind. A run that failed while training keeps its logs."""
+    existed = work_dir.is_dir()
+    before = set(work_dir.iterdir()) if existed else set()
+    try:
+        yield
+    except Exception:
+        if is_main_process() and not started() and work_dir.is_dir() and earlier_run(work_dir) is None:
+            for entry in set(work_dir.iterdir()) - before:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            if not existed and not any(work_dir.iterdir()):
+                work_dir.rmdir()
+        raise
 
 
 def train(
@@ -415,13 +453,20 @@ def train(
     launcher: str = "none",
     seed: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> nn.Module:
     """Build the runner and train; return the trained model (unwrapped, raw weights).
 
     ``work_dir/final_weights.pth`` then holds the raw and the EMA weights (see :func:`load_weights`).
     """
-    runner = build_runner(cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress)
-    with registry_errors(runner.cfg.filename):  # dataloaders, evaluators and hooks are built here
+    runner = build_runner(
+        cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress, overwrite=overwrite
+    )
+    # dataloaders, evaluators and hooks are built here
+    with (
+        registry_errors(runner.cfg.filename),
+        _undo_new_entries_on_error(Path(runner.work_dir), started=lambda: runner.iter > 0),
+    ):
         runner.train()
     return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
@@ -434,6 +479,7 @@ def train_on_data(
     launcher: str = "none",
     seed: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Train ``cfg`` with the ``data_root`` of its training dataset (and of its validation dataset, when that has
     one) set to ``data``; returns the final weights path."""
@@ -442,7 +488,7 @@ def train_on_data(
     cfg.train_dataloader.dataset["data_root"] = root
     if "data_root" in (cfg.get("val_dataloader") or {}).get("dataset", {}):
         cfg.val_dataloader.dataset["data_root"] = root
-    train(cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress)
+    train(cfg, work_dir=work_dir, resume=resume, launcher=launcher, seed=seed, progress=progress, overwrite=overwrite)
     return Path(work_dir) / FINAL_WEIGHTS_NAME
 
 
@@ -492,7 +538,7 @@ def train_for_budget(
     name = Path(str(work_dir)).name
     print(f"{name}: {per_iter:.3f} s per step -> {iters} iterations planned", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    weights = train_on_data(cfg, data, work_dir, seed=seed)
+    weights = train_on_data(cfg, data, work_dir, seed=seed, overwrite=True)  # a benchmark rerun starts afresh
     seconds = time.perf_counter() - start
     done = int(torch.load(weights, weights_only=True)["meta"]["iter"])
     print(f"{name}: {done} iterations in {seconds:.0f} s", file=sys.stderr, flush=True)
