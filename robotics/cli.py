@@ -45,10 +45,21 @@ def _rti_steps(args: argparse.Namespace) -> tuple[int, ...] | None:
     return tuple(steps) if steps else None
 
 
+def _new_buffer(out: str, task: str, overwrite: bool) -> Path:
+    """The output folder of collect / import; a DataError when it names a file, or holds ``<task>_replay.npz``
+    already and ``overwrite`` is not set (checked before any work)."""
+    folder = output_dir(out)
+    path = folder / f"{task}_replay.npz"
+    if path.exists() and not overwrite:
+        raise DataError("exists; choose an empty folder or pass --overwrite", path)
+    return folder
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from diffusekit.robotics.synthetic import collect
 
-    path, stats = collect(args.task, args.episodes, args.out, args.seed)
+    out = _new_buffer(args.out, args.task, args.overwrite)
+    path, stats = collect(args.task, args.episodes, out, args.seed)
     print(f"{path}: {stats['episodes']} episodes, {stats['steps']} steps; expert success rate "
           f"{stats['expert_success_rate']:.2f}, mean score {stats['mean_score']:.3f}")  # fmt: skip
     return 0
@@ -59,7 +70,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from diffusekit.robotics.replay import ReplayBuffer
 
     keys = args.obs_keys or DEFAULT_OBS_KEYS[args.source]
-    path = import_replay(args.source, args.data, output_dir(args.out), args.task, obs_keys=keys,
+    out = _new_buffer(args.out, args.task, args.overwrite)
+    path = import_replay(args.source, args.data, out, args.task, obs_keys=keys,
                          action_key=args.action_key, gripper_dims=args.gripper_dims)  # fmt: skip
     print(f"{path}: {ReplayBuffer.load(path)}")
     return 0
@@ -69,9 +81,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mmengine.dist import is_main_process
 
     from diffusekit.core.engine import train_on_data
-    from diffusekit.robotics.workflow import with_data
+    from diffusekit.robotics.workflow import build_policy, with_data
 
     cfg = with_data(_task_config(args), args.data)
+    build_policy(cfg)  # a bad model config fails before the work dir is written
     weights = train_on_data(cfg, args.data, args.work_dir, args.resume, args.launcher, args.seed)
     if is_main_process():
         print(
@@ -87,8 +100,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     rti_steps, cfg = _rti_steps(args), _task_config(args)
     ev, task = wf.evaluate_settings(cfg), cfg.get("task", "pusht")
+    out = _output_folder(args.out or weights_path(args.checkpoint).parent / "evaluate")  # before the work
     policy = wf.load_policy(cfg, args.checkpoint, make_env(task), args.device)
     episodes, seed = args.episodes or ev["episodes"], ev["seed"] if args.seed is None else args.seed
+    wf.check_steps(wf.mode_settings(ev, args.modes, args.steps, rti_steps), policy.num_steps)  # before any rollout
     if args.choose_k:
         from diffusekit.robotics.control import choose_start_step
         from diffusekit.robotics.policy import rti_step_list
@@ -101,7 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     rows = wf.evaluate_modes(policy, task, settings, episodes, seed)
     title = f"{task}: {episodes} episodes from seed {seed}, checkpoint {args.checkpoint}"
     table = wf.format_table(rows, title)
-    args.out = str(output_dir(args.out or weights_path(args.checkpoint).parent / "evaluate"))
+    args.out = str(output_dir(out))
     (Path(args.out) / "report.md").write_text(table + "\n")
     figure = evaluation_figure(rows, Path(args.out) / "evaluation.png", title)
     print(table)
@@ -116,22 +131,41 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from diffusekit.robotics.control import ControlSettings, PolicyRunner, rollout
     from diffusekit.robotics.envs import make_env
     from diffusekit.robotics.visualize import save_animation
-    from diffusekit.robotics.workflow import load_policy
+    from diffusekit.robotics.workflow import check_steps, load_policy
 
     rti_steps, cfg = _rti_steps(args) or (2, 1, 0), _task_config(args)
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() == ".gif" and out.is_dir():
+        raise DataError("names a folder; the GIF would go inside it: give a file name", out)
+    if out.suffix.lower() != ".gif":
+        _output_folder(out)
     env = make_env(cfg.get("task", "pusht"))
     policy = load_policy(cfg, args.checkpoint, env, args.device)
     settings = ControlSettings(args.sampler or "rti", steps=args.steps, rti_steps=rti_steps)
+    check_steps([settings], policy.num_steps)
     result = rollout(env, PolicyRunner(policy, settings, torch.Generator().manual_seed(args.seed)), args.seed, True)
     path = save_animation(result["frames"], args.out)
     print(f"{path}: {result['steps']} steps, score {result['score']:.3f}, success {result['success']}")
     return 0
 
 
+def _output_folder(path: str | Path) -> Path:
+    """``path`` when it can be an output folder (absent, or a folder); a DataError when it names a file."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataError("output folder names an existing file", path)
+    return path
+
+
 def _task_args(parser: argparse.ArgumentParser, config: bool = True) -> None:
     parser.add_argument("--task", choices=TASKS, default="pusht", help="the task (default pusht)")
     if config:  # default "": the task's tiny config (dp_pusht_tiny, dp_pointmass_tiny)
         add_config_args(parser, PACKAGE, default="")
+
+
+def _overwrite_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT/<task>_replay.npz if it exists (default: refuse)")  # fmt: skip
 
 
 def _rti_args(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +182,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     _task_args(co, config=False)
     co.add_argument("--episodes", type=positive_int, default=100, help="demonstrations to record (default 100)")
     add_output_args(co, "output folder", json=False, required=True)
+    _overwrite_arg(co)
     add_seed_arg(co, 0, "seed of the first episode (default 0)")
 
     im = add_command(sub, "import", cmd_import, "convert a Diffusion Policy zarr or a LeRobot v2.x dataset into a "
@@ -163,6 +198,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     im.add_argument("--action-key", default="action", help="the action key (default action)")
     im.add_argument("--gripper-dims", type=nonnegative_int, nargs="+", default=(), help="binary gripper action dims")
     add_output_args(im, "output folder", json=False, required=True)
+    _overwrite_arg(im)
 
     tr = add_command(sub, "train", cmd_train, "train a Diffusion Policy on a replay buffer through the mmengine engine",
                      "Reads the replay buffer at DATA (a folder with <task>_replay.npz or the file), fits the min-max "

@@ -4,6 +4,7 @@ held-out episodes), DDPM-100 / DDIM-10 / RTI evaluation from one checkpoint, the
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -52,8 +53,11 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
     options = [f"train_cfg.max_iters={iters}", f"train_cfg.val_interval={max(iters // 3, 1)}",
                f"param_scheduler.1.end={iters}", f"checkpoint_interval={iters}", *DEMO_OPTIONS]  # fmt: skip
     cfg = with_data(load_robotics_config("dp_pointmass_tiny", options, "pointmass"), data)
+    work_dir = out_dir / "work_dir"
+    if work_dir.is_dir():
+        shutil.rmtree(work_dir)  # the demo's own run from an earlier call: a rerun trains afresh
     start = time.perf_counter()
-    weights = train_on_data(cfg, data, out_dir / "work_dir", seed=0)
+    weights = train_on_data(cfg, data, work_dir, seed=0)
     train_seconds = time.perf_counter() - start
     policy = load_policy(cfg, weights)
     env = make_env("pointmass")

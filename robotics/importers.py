@@ -26,7 +26,7 @@ import numpy as np
 
 from diffusekit.core.errors import DataError
 from diffusekit.core.progress import ProgressLine
-from diffusekit.robotics.replay import ReplayBuffer
+from diffusekit.robotics.replay import FLOAT32_MAX, ReplayBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,11 @@ def _per_step(name: str, values: np.ndarray, steps: int, path) -> np.ndarray:
         raise DataError(f"{name} is not numeric (dtype {values.dtype})", path)
     if values.ndim == 0 or len(values) != steps:
         raise DataError(f"{name} has {len(values) if values.ndim else 0} steps, expected {steps}", path)
+    with np.errstate(invalid="ignore"):
+        too_big = np.abs(values) > FLOAT32_MAX
+    if too_big.any():
+        raise DataError(f"{name} holds {values[too_big].flat[0]:g}, too large for float32 (the replay buffer's "
+                        f"type; at most {FLOAT32_MAX:.4g} in magnitude)", path)  # fmt: skip
     return values.reshape(steps, -1).astype(np.float32)
 
 
@@ -105,15 +110,91 @@ def _column(table, name: str, rows: int, path) -> np.ndarray:
 
 
 def _read_json(path: Path, what: str):
+    """The JSON value of ``path``; for ``.jsonl``, a list of (line number, value). Every failure is a DataError
+    naming the file (and the line)."""
     try:
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{what} not found (a LeRobot v2.x dataset has meta/info.json and meta/episodes.jsonl)",
                         path) from None  # fmt: skip
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{what} is not valid JSON ({err})", path) from err
+    except UnicodeDecodeError as err:
+        raise DataError(f"{what} is not UTF-8 text ({err.reason} at byte {err.start})", path) from None
+    except OSError as err:
+        raise DataError(f"cannot read {what} ({err.strerror or err})", path) from None
+    if path.suffix != ".jsonl":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{what} is not valid JSON ({err.msg})", path, line=err.lineno) from None
+    values = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                values.append((number, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise DataError(f"{what} is not valid JSON Lines ({err.msg})", path, line=number) from None
+    return values
+
+
+DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+
+
+def _count(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _lerobot_episodes(root: Path, columns: Sequence[str]) -> list[tuple[int, int, Path]]:
+    """(episode_index, length, parquet file) of every episode of a LeRobot v2.x dataset, in index order, after
+    checking meta/info.json, meta/episodes.jsonl and each file's footer (its ``columns`` and row count)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    info_path, episodes_path = root / "meta" / "info.json", root / "meta" / "episodes.jsonl"
+    info = _read_json(info_path, "meta/info.json")
+    if not isinstance(info, dict):
+        raise DataError(f"meta/info.json must hold a JSON object (codebase_version, data_path, chunks_size), "
+                        f"got a {type(info).__name__}", info_path)  # fmt: skip
+    version = str(info.get("codebase_version", ""))
+    if not version.startswith("v2"):
+        raise DataError(f"LeRobot codebase_version {version or '(none)'}: only the v2.x layout (one parquet file per "
+                        "episode) is read", info_path)  # fmt: skip
+    template, chunk = info.get("data_path", DATA_PATH), info.get("chunks_size", 1000)
+    if not isinstance(template, str):
+        raise DataError(f"data_path must be a string such as {DATA_PATH!r}, got {template!r}", info_path)
+    if not _count(chunk, 1):
+        raise DataError(f"chunks_size must be a positive integer, got {chunk!r}", info_path)
+    episodes, seen = [], {}
+    for line, record in _read_json(episodes_path, "meta/episodes.jsonl"):
+        if not isinstance(record, dict):
+            raise DataError(f"expected a JSON object with episode_index and length, got {record!r:.40}", episodes_path,
+                            line=line)  # fmt: skip
+        index, length = record.get("episode_index"), record.get("length")
+        for key, value, minimum in (("episode_index", index, 0), ("length", length, 1)):
+            if not _count(value, minimum):
+                raise DataError(f"{key} must be an integer >= {minimum}, got {value!r}", episodes_path, line=line)
+        if index in seen:
+            raise DataError(f"episode {index} is listed twice (also line {seen[index]})", episodes_path, line=line)
+        seen[index] = line
+        try:
+            file = root / template.format(episode_chunk=index // chunk, episode_index=index)
+        except (KeyError, IndexError, ValueError) as err:
+            raise DataError(f"data_path {template!r} does not format with episode_chunk and episode_index "
+                            f"({type(err).__name__}: {err})", info_path) from None  # fmt: skip
+        try:
+            metadata = pq.read_metadata(file)
+        except (OSError, ValueError, pa.ArrowException) as err:
+            raise DataError(f"cannot read episode {index} ({err})", file) from None
+        names = metadata.schema.to_arrow_schema().names
+        missing = [k for k in columns if k not in names]
+        if missing:
+            raise DataError(f"no column {', '.join(missing)}; the file has {', '.join(names)}", file)
+        if metadata.num_rows != length:
+            raise DataError(f"episode {index}: {metadata.num_rows} frames (not the {length} of meta/episodes.jsonl)",
+                            file)  # fmt: skip
+        episodes.append((index, length, file))
+    if not episodes:
+        raise DataError("meta/episodes.jsonl lists no episodes", episodes_path)
+    return sorted(episodes)
 
 
 def import_lerobot(
@@ -124,28 +205,19 @@ def import_lerobot(
     gripper_dims: Sequence[int] = (),
     progress: bool = True,
 ) -> ReplayBuffer:
-    """A LeRobot v2.x dataset folder as our :class:`ReplayBuffer` (module docstring); episodes in index order."""
+    """A LeRobot v2.x dataset folder as our :class:`ReplayBuffer` (module docstring); episodes in index order.
+    The metadata and every episode file's footer are checked before the first episode is read."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     root = Path(root).expanduser()
-    info = _read_json(root / "meta" / "info.json", "meta/info.json")
-    version = str(info.get("codebase_version", "")) if isinstance(info, dict) else ""
-    if not version.startswith("v2"):
-        raise DataError(f"LeRobot codebase_version {version or '(none)'}: only the v2.x layout (one parquet file per "
-                        "episode) is read", root / "meta" / "info.json")  # fmt: skip
-    episodes = sorted(_read_json(root / "meta" / "episodes.jsonl", "meta/episodes.jsonl"),
-                      key=lambda e: e.get("episode_index", -1))  # fmt: skip
-    template = info.get("data_path", "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet")
-    chunk = int(info.get("chunks_size", 1000))
+    episodes = _lerobot_episodes(root, (*obs_keys, action_key, "frame_index"))
     obs_parts, action_parts, ends = [], [], []
     line = ProgressLine(enabled=progress)
-    for n, episode in enumerate(episodes):
-        index, length = int(episode.get("episode_index", -1)), int(episode.get("length", -1))
-        file = root / template.format(episode_chunk=index // chunk, episode_index=index)
+    for n, (index, length, file) in enumerate(episodes):
         try:
             table = pq.read_table(file)
-        except (OSError, pa.ArrowInvalid) as err:
+        except (OSError, ValueError, pa.ArrowException) as err:
             raise DataError(f"cannot read episode {index} ({err})", file) from err
         names = table.column_names
         missing = [k for k in (*obs_keys, action_key, "frame_index") if k not in names]
@@ -161,8 +233,6 @@ def import_lerobot(
         ends.append((ends[-1] if ends else 0) + length)
         line.update(f"[import lerobot] episode {n + 1}/{len(episodes)}")
     line.finish()
-    if not episodes:
-        raise DataError("meta/episodes.jsonl lists no episodes", root / "meta" / "episodes.jsonl")
     widths = {p.shape[1] for p in obs_parts}, {p.shape[1] for p in action_parts}
     if len(widths[0]) > 1 or len(widths[1]) > 1:
         raise DataError(f"episodes differ in observation / action widths {widths}", root)

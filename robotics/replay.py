@@ -24,6 +24,7 @@ import numpy as np
 from diffusekit.core.checkpoint import atomic_savez
 from diffusekit.core.errors import DataError
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 KEYS = ("data/obs", "data/action", "meta/episode_ends", "meta/task", "meta/gripper_dims")
 
 
@@ -127,8 +128,16 @@ class ReplayBuffer:
         if not path.is_file():
             raise DataError("replay buffer not found", path)
         try:
+            with path.open("rb") as handle:
+                head = handle.read(6)
+            if not head.startswith(b"PK") and head != b"\x93NUMPY":  # np.load would call anything else a pickle
+                raise DataError("not an .npz replay buffer (not a zip archive: a text or other file?)", path)
             archive = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        except OSError as err:
+            raise DataError(f"cannot read the replay buffer ({err.strerror or err})", path) from err
+        except (ValueError, zipfile.BadZipFile, EOFError) as err:
+            if isinstance(err, DataError):
+                raise
             raise DataError(f"not a readable .npz replay buffer ({err})", path) from err
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise DataError("not an .npz replay buffer (a single .npy array)", path)
@@ -158,6 +167,10 @@ class ReplayBuffer:
                 raise DataError(f"{key} must be numeric, got dtype {value.dtype}", path)
             if not np.isfinite(value).all():
                 raise DataError(f"{key} holds NaN or inf values", path)
+            largest = float(np.abs(value).max()) if value.size else 0.0
+            if largest > FLOAT32_MAX:
+                raise DataError(f"{key} holds {largest:g}, too large for float32 (the buffer's type; at most "
+                                f"{FLOAT32_MAX:.4g} in magnitude)", path)  # fmt: skip
         if len(obs) != len(action):
             raise DataError(f"data/obs has {len(obs)} steps but data/action has {len(action)}", path)
         if ends.ndim != 1 or not np.issubdtype(ends.dtype, np.integer):

@@ -22,7 +22,8 @@ DEMO = "diffusekit.timeseries.demo:run_demo"  # the demo section, imported when 
 def cmd_synth(args: argparse.Namespace) -> int:
     from diffusekit.timeseries.synthetic import write_synthetic
 
-    dataset = write_synthetic(args.out, args.layout, args.size, args.seed)
+    out = commands.output_dir(args.out)
+    dataset = write_synthetic(out, args.layout, args.size, args.seed, overwrite=args.overwrite)
     print(
         f"wrote synthetic {args.layout} data ({args.size}, seed {args.seed}) to {dataset.root}: "
         f"{len(dataset.anomalies)} entities"
@@ -57,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from diffusekit.timeseries.pipeline import Settings
     from diffusekit.timeseries.workflow import (
+        check_output_dir,
         evaluate_entities,
         format_table,
         load_timeseries_config,
@@ -66,6 +68,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     cfg = load_timeseries_config(args.config, args.cfg_options)
     settings = Settings.from_cfg(cfg)
+    if args.out:
+        check_output_dir(args.out)  # before the work, not after it
     start = time.perf_counter()
     results = evaluate_entities(cfg, args.data, args.checkpoint, args.machines, args.layout, args.device)
     summary = dict(mean_metrics(results))
@@ -123,6 +127,11 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--layout", choices=("smd", "psm", "msl", "smap"), default="smd", help="layout (default smd)")
     synth.add_argument("--size", choices=("small", "medium"), default="small", help="small: 3x2000, medium: 8x12000")
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a dataset of the layout already in OUT (its files are removed first); default: refuse",
+    )
     commands.add_seed_arg(synth)
 
     tr = add_command(

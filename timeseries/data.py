@@ -16,7 +16,8 @@ Conventions (every reader follows them):
   Forward-fill is the default for formats that have gaps (PSM, user CSV): it keeps the last observed value, uses no
   future data except for a leading gap, and creates no artificial drops; a 0 after scaling is an in-range value
   that looks like a level shift to the model. Filled entries are marked in ``train_observed``/``test_observed``
-  so that imputation models can treat them as unobserved. Infinity is never "missing": it is always a DataError.
+  so that imputation models can treat them as unobserved. Infinity is never "missing": it is always a DataError,
+  as is a value that overflows float32 as read or after the scaling (the models compute in float32).
 - Labels are int64 0/1 of length T. ``interpretation`` is a list of :class:`Segment` ``(start, end, dims)``:
   0-based time indices, ``end`` exclusive, ``dims`` 0-based feature indices.
 """
@@ -111,10 +112,12 @@ class MinMaxScaling:
         return cls(data_min, data_range, clip)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        scaled = (values - self.data_min) / self.data_range
-        if self.clip:
-            np.clip(scaled, 0.0, 1.0, out=scaled)
-        return scaled.astype(np.float32)
+        """Scaled float32 values; one that overflows float32 becomes inf (see :func:`check_scaled`)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = (values - self.data_min) / self.data_range
+            if self.clip:
+                np.clip(scaled, 0.0, 1.0, out=scaled)
+            return scaled.astype(np.float32)
 
     def inverse_transform(self, scaled: np.ndarray) -> np.ndarray:
         return np.asarray(scaled, dtype=np.float64) * self.data_range + self.data_min
@@ -203,10 +206,12 @@ def make_split(
     if report.total:
         notes.append(report.summary())
     scaler = MinMaxScaling.fit(filled_train, clip) if scale else None
+    train = check_scaled(filled_train, scaler, train_path, names, "train")
+    test = check_scaled(filled_test, scaler, test_path, names, "test")
     return SeriesSplit(
         name=name,
-        train=scaler.transform(filled_train) if scaler else filled_train.astype(np.float32),
-        test=scaler.transform(filled_test) if scaler else filled_test.astype(np.float32),
+        train=train,
+        test=test,
         test_labels=test_labels,
         feature_names=names,
         raw_train=filled_train.astype(np.float32),
@@ -222,6 +227,29 @@ def make_split(
         parts=dict(parts or {}),
         notes=notes,
     )
+
+
+def check_scaled(
+    values: np.ndarray, scaler: MinMaxScaling | None, path: Path | None, names: Sequence[str], part: str
+) -> np.ndarray:
+    """``values`` scaled by ``scaler`` (as float32 when None); a DataError at the first value that is not a finite
+    float32 afterwards (e.g. 3e38 in test where train spans 0.5: x2 after the min-max scaling)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = scaler.transform(values) if scaler is not None else values.astype(np.float32)
+    limit = np.finfo(np.float32).max
+    with np.errstate(invalid="ignore"):
+        too_big = np.abs(values) > limit
+    bad = (~np.isfinite(out) | too_big) & np.isfinite(values)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        after = scaler is not None and not too_big[row, column]
+        how = "after the min-max scaling fitted on train" if after else "as float32"
+        raise DataError(
+            f"{part} value {values[row, column]:g} at row {row}, feature {names[column]!r} overflows {how} "
+            "(the models compute in float32)",
+            path,
+        )
+    return out
 
 
 def validation_length(train_length: int, val_fraction: float = VAL_FRACTION, window: int = 100) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -63,11 +64,14 @@ def run_demo(
     threads = torch.get_num_threads()
     if not torch.cuda.is_available():
         torch.set_num_threads(1)  # the tiny model's tensors are small: extra CPU threads only add overhead
+    work_dir = out_dir / "work_dir"
+    if work_dir.is_dir():
+        shutil.rmtree(work_dir)  # the demo's own run from an earlier call: a rerun trains afresh
     try:
         start = time.perf_counter()
-        (entity_dir,) = train_entities(cfg, data, out_dir / "work_dir", layout="csv", seed=seed)
+        (entity_dir,) = train_entities(cfg, data, work_dir, layout="csv", seed=seed)
         train_seconds = time.perf_counter() - start
-        (result,) = evaluate_entities(cfg, data, out_dir / "work_dir", layout="csv")
+        (result,) = evaluate_entities(cfg, data, work_dir, layout="csv")
     finally:
         torch.set_num_threads(threads)
     figure = plot_evaluation(result, out_dir / "detection.png", "synthetic series")

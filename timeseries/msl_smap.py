@@ -13,6 +13,7 @@ channels, 73,729 points, 7,766 (10.53%) anomalous (OmniAnomaly's README says 13.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,11 +23,12 @@ import numpy as np
 
 from diffusekit.core.errors import DataError
 from diffusekit.timeseries.data import Segment, SeriesSplit, make_split
-from diffusekit.timeseries.tabular import check_finite
+from diffusekit.timeseries.tabular import check_finite, read_text
 
 SPACECRAFT = ("MSL", "SMAP")
 DEFAULT_DROPPED = {"SMAP": ("P-2",), "MSL": ()}
 _COLUMNS = ("chan_id", "spacecraft", "anomaly_sequences", "num_values")
+NPY_MAGIC = b"\x93NUMPY"
 
 
 @dataclass(frozen=True)
@@ -50,22 +52,28 @@ class ChannelAnomalies:
 def read_labeled_anomalies(path: str | Path) -> list[ChannelAnomalies]:
     """Parse telemanom's ``labeled_anomalies.csv`` (every spacecraft, file order)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path)
     rows = []
-    with path.open(newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_text(path), newline="") as handle:
         reader = csv.DictReader(handle)
         absent = [name for name in _COLUMNS if name not in (reader.fieldnames or [])]
         if absent:
             raise DataError(f"missing column(s) {absent}", path, line=1)
-        for row in reader:
-            line = reader.line_num
+        for line, row in _rows(reader, path):
+            if any(row.get(name) is None for name in _COLUMNS):
+                raise DataError(f"too few fields: expected {', '.join(_COLUMNS)}", path, line=line)
             try:
                 num_values = int(row["num_values"])
                 pairs = json.loads(row["anomaly_sequences"])
                 sequences = tuple((int(start), int(end)) for start, end in pairs)
             except (ValueError, TypeError) as err:
-                raise DataError(f"bad num_values or anomaly_sequences ({err})", path, line=line) from None
+                raise DataError(
+                    f"bad num_values or anomaly_sequences (expected an integer and a JSON list of [start, end] "
+                    f"pairs: {err})",
+                    path,
+                    line=line,
+                ) from None
+            if num_values < 1:
+                raise DataError(f"num_values must be a positive count, got {num_values}", path, line=line)
             for start, end in sequences:
                 if not 0 <= start <= end < num_values:
                     raise DataError(f"sequence [{start}, {end}] outside 0..{num_values - 1}", path, line=line)
@@ -77,6 +85,17 @@ def read_labeled_anomalies(path: str | Path) -> list[ChannelAnomalies]:
             )
     if not rows:
         raise DataError("empty file", path)
+    return rows
+
+
+def _rows(reader: csv.DictReader, path: Path) -> list[tuple[int, dict]]:
+    """(file line, row) of every record; a malformed CSV is a DataError naming the line."""
+    rows = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, row))
+    except csv.Error as err:
+        raise DataError(f"not a valid CSV: {err}", path, line=reader.line_num) from None
     return rows
 
 
@@ -99,13 +118,21 @@ def _load_npy(path: Path, allow_missing: bool) -> np.ndarray:
     if not path.is_file():
         raise DataError("file not found", path)
     try:
+        with path.open("rb") as handle:
+            magic = handle.read(len(NPY_MAGIC))
+        if magic != NPY_MAGIC:
+            raise DataError("not a .npy file (it does not start with numpy's \\x93NUMPY header)", path)
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"cannot read .npy: {err}", path) from None
+    except OSError as err:
+        raise DataError(f"cannot read the file: {err.strerror or err}", path) from None
+    except (ValueError, EOFError) as err:
+        if isinstance(err, DataError):
+            raise
+        raise DataError(f"cannot read .npy (truncated or corrupt?): {err}", path) from None
     if array.ndim == 1:
         array = array[:, None]
-    if array.ndim != 2 or array.shape[0] == 0 or not np.issubdtype(array.dtype, np.number):
-        raise DataError(f"expected a non-empty 2-D numeric array, got {array.dtype} {array.shape}", path)
+    if array.ndim != 2 or array.shape[0] == 0 or array.dtype.kind not in "iuf":
+        raise DataError(f"expected a non-empty 2-D array of real numbers, got {array.dtype} {array.shape}", path)
     array = array.astype(np.float64)
     check_finite(array, path, None, None, allow_missing)
     return array

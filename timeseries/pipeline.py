@@ -57,28 +57,61 @@ class Settings:
     metric_window: int | None = None
 
     def __post_init__(self) -> None:
-        self.window = int(self.window)
-        self.test_stride = int(self.test_stride or max(1, self.window // 2))
-        self.metric_window = int(self.metric_window or self.window)
-        self.steps = tuple(int(s) for s in self.steps)
-        self.oracle_p0 = tuple(float(p) for p in self.oracle_p0)
-        self.p0, self.val_fraction = float(self.p0), float(self.val_fraction)
-        self.xi = None if self.xi is None else int(self.xi)
+        """Check every value (a DataError naming the key: a count below 1, a share outside its range, a string
+        where a number belongs) and convert it to its type."""
+        self.window = _count("train_dataloader.dataset.window", self.window)
+        stride, metric_window = self.test_stride, self.metric_window
+        self.test_stride = _count("detect.test_stride", max(1, self.window // 2) if stride is None else stride)
+        self.metric_window = _count("detect.metric_window", self.window if metric_window is None else metric_window)
+        self.steps = tuple(_count("detect.steps", s, 0) for s in _sequence("detect.steps", self.steps))
+        self.oracle_p0 = tuple(_share("detect.oracle_p0", p) for p in _sequence("detect.oracle_p0", self.oracle_p0))
+        self.p0 = _share("detect.p0", self.p0)
+        self.val_fraction = _share("train_dataloader.dataset.val_fraction", self.val_fraction, zero=True)
+        self.xi = None if self.xi is None else _count("detect.xi", self.xi, 0)
         if self.reduce not in ("max", "sum"):
             raise DataError(f"detect.reduce must be 'max' or 'sum', got {self.reduce!r}")
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> Settings:
         """From a config's ``detect`` block (every key checked: a misspelt one is a DataError) and its training
-        dataset's ``window`` and ``val_fraction``."""
+        dataset's ``window`` and ``val_fraction``; a bad value is a DataError naming the config file."""
         detect = config_block(cfg, "detect", DETECT_DEFAULTS)
         dataset = cfg["train_dataloader"]["dataset"]
-        return cls(window=dataset.get("window", 100), val_fraction=dataset.get("val_fraction", VAL_FRACTION), **detect)
+        try:
+            window, val_fraction = dataset.get("window", 100), dataset.get("val_fraction", VAL_FRACTION)
+            return cls(window=window, val_fraction=val_fraction, **detect)
+        except DataError as error:
+            if error.path is not None:
+                raise
+            raise DataError(error.reason, getattr(cfg, "filename", None)) from None
 
     @property
     def keep(self) -> int:
         """Sampler states the voting steps need (the last ``max(steps) + 1``)."""
         return max(self.steps) + 1
+
+
+def _count(key: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, else a DataError naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise DataError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _share(key: str, value: Any, zero: bool = False) -> float:
+    """``value`` as a float in (0, 1) (``zero``: [0, 1)), else a DataError naming ``key``."""
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    if not ok or not (0 <= value < 1 if zero else 0 < value < 1):
+        raise DataError(f"{key} must be a number in {'[0' if zero else '(0'}, 1), got {value!r}")
+    return float(value)
+
+
+def _sequence(key: str, value: Any) -> tuple:
+    """A non-empty list or tuple (a single number is taken as one item)."""
+    items = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    if not items:
+        raise DataError(f"{key} must list at least one value")
+    return items
 
 
 class Detection(NamedTuple):

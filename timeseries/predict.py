@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,12 @@ from mmengine.config import Config
 from diffusekit.core.checkpoint import weights_path
 from diffusekit.core.commands import output_dir
 from diffusekit.core.errors import DataError
-from diffusekit.timeseries.data import MinMaxScaling, fill_missing
+from diffusekit.timeseries.data import MinMaxScaling, check_scaled, fill_missing
 from diffusekit.timeseries.datasets import csv_columns, read_entity
 from diffusekit.timeseries.ensemble import VoteCalibration
 from diffusekit.timeseries.pipeline import Interval, Settings, detect, find_intervals, score_series, top_features
-from diffusekit.timeseries.workflow import DETECTOR_FILE, load_entity_model
+from diffusekit.timeseries.tabular import read_text
+from diffusekit.timeseries.workflow import DETECTOR_FILE, check_output_dir, load_entity_model
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +38,67 @@ class SeriesInput:
     labels: np.ndarray | None
 
 
+OUTPUTS = ("scores.csv", "intervals.csv", "detection.png")
+
+
 def read_detector(checkpoint: str | Path) -> tuple[Path, dict[str, Any]]:
-    """The weights file that ``checkpoint`` names and the ``detector.json`` next to it."""
+    """The weights file that ``checkpoint`` names and the ``detector.json`` next to it, checked
+    (:func:`check_detector`)."""
     weights = weights_path(checkpoint)
     record_path = weights.parent / DETECTOR_FILE
     if not record_path.is_file():
         raise DataError(f"no {DETECTOR_FILE} next to the checkpoint (train writes it: scaler and thresholds)", weights)
-    return weights, json.loads(record_path.read_text())
+    try:
+        record = json.loads(read_text(record_path))
+    except json.JSONDecodeError as error:
+        raise DataError(f"not valid JSON ({error.msg}); train writes this file", record_path, error.lineno) from None
+    return weights, check_detector(record, record_path)
+
+
+def _numbers(record: dict, key: str, path: Path, length: int | None, allow_none: bool = False) -> list:
+    value = record[key]
+    ok = isinstance(value, list) and all(
+        (v is None and allow_none) or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+        for v in value
+    )
+    if not ok:
+        raise DataError(f"{key} must be a list of finite numbers{' or null' if allow_none else ''}", path)
+    if length is not None and len(value) != length:
+        raise DataError(f"{key} has {len(value)} values, expected {length} (one per feature or voting step)", path)
+    return value
+
+
+def check_detector(record: Any, path: Path) -> dict[str, Any]:
+    """``record`` (a parsed ``detector.json``) if every key holds what ``train`` writes; a DataError naming the
+    file and the first wrong key otherwise (a hand-edited or foreign file must not score garbage)."""
+    from diffusekit.timeseries.datasets import LAYOUTS
+
+    keys = ("name", "layout", "feature_names", "data_min", "data_range", "clip", "thresholds", "xi", "p0", "steps")
+    if not isinstance(record, dict):
+        raise DataError(f"expected a JSON object with {', '.join(keys)}, got a {type(record).__name__}", path)
+    missing = [key for key in keys if key not in record]
+    if missing:
+        raise DataError(f"missing key(s) {', '.join(missing)}; train writes this file", path)
+    if not isinstance(record["name"], str) or record["layout"] not in LAYOUTS:
+        raise DataError(f"name must be a string and layout one of {', '.join(LAYOUTS)}", path)
+    names = record["feature_names"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise DataError(f"feature_names must be a non-empty list of strings, got {names!r:.60}", path)
+    _numbers(record, "data_min", path, len(names))
+    if any(r <= 0 for r in _numbers(record, "data_range", path, len(names))):
+        raise DataError("data_range must be positive for every feature (the scaler divides by it)", path)
+    steps = record["steps"]
+    if not isinstance(steps, list) or not steps or not all(isinstance(t, int) and t >= 0 for t in steps):
+        raise DataError(f"steps must be a non-empty list of non-negative integers, got {steps!r:.60}", path)
+    _numbers(record, "thresholds", path, len(steps), allow_none=True)
+    if not isinstance(record["clip"], bool):
+        raise DataError(f"clip must be true or false, got {record['clip']!r}", path)
+    xi, p0 = record["xi"], record["p0"]
+    if isinstance(xi, bool) or not isinstance(xi, int) or not 0 <= xi <= len(steps):
+        raise DataError(f"xi must be an integer in 0..{len(steps)}, got {xi!r}", path)
+    if isinstance(p0, bool) or not isinstance(p0, (int, float)) or not 0 < p0 < 1:
+        raise DataError(f"p0 must be a number in (0, 1), got {p0!r}", path)
+    return record
 
 
 def read_input(path: str | Path, record: dict[str, Any]) -> SeriesInput:
@@ -105,13 +161,19 @@ def predict_series(
     into ``out``. Returns the counts and the figure's path."""
     from diffusekit.timeseries.visualize import plot_detection
 
+    out = check_output_dir(out)
     weights, record = read_detector(checkpoint)
+    written = {(out / name).resolve() for name in OUTPUTS}
+    if Path(input_path).expanduser().resolve() in written:
+        raise DataError(f"the input is an output of predict into {out}; choose another --out", input_path)
     series = read_input(input_path, record)
     scaler = MinMaxScaling(np.asarray(record["data_min"]), np.asarray(record["data_range"]), record["clip"])
-    values = scaler.transform(series.values)
     names = record["feature_names"]
+    values = check_scaled(series.values, scaler, Path(input_path), names, "input")
     settings = Settings.from_cfg(cfg)
     settings.steps = tuple(record["steps"])
+    if len(values) < settings.window:
+        raise DataError(f"{len(values)} time steps, fewer than the model's window of {settings.window}", input_path)
     thresholds = np.array([np.inf if t is None else t for t in record["thresholds"]], dtype=np.float64)
     calibration = VoteCalibration(thresholds, int(record["xi"]), float(record["p0"]), settings.steps)
     model = load_entity_model(cfg, weights, len(names), device)

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
+from diffusekit.core.errors import DataError
+
 ANOMALY_KINDS = ("spike", "level_shift", "contextual", "collective", "correlation_break")
 SIZES = {"small": {"entities": 3, "length": 2000}, "medium": {"entities": 8, "length": 12000}}
 _LENGTHS = {"spike": (1, 3), "level_shift": (30, 80), "contextual": (30, 80), "collective": (20, 60)}
@@ -274,8 +276,47 @@ def write_msl_smap_dataset(
     return _write_manifest(dataset, out, seed)
 
 
-def write_synthetic(out_dir: str | Path, layout: str = "smd", size: str = "small", seed: int = 0) -> SyntheticDataset:
-    """Write a preset dataset in ``layout`` "smd" | "psm" | "msl" | "smap" (for ``diffusekit timeseries synth``)."""
+# what each layout writes into its folder: (folder, pattern of its files) or a single file (pattern None)
+_WRITES = {
+    "smd": [(name, "*.txt") for name in ("train", "test", "test_label", "interpretation_label")] + [(MANIFEST, None)],
+    "psm": [(name, None) for name in ("train.csv", "test.csv", "test_label.csv", MANIFEST)],
+    "msl": [("data/train", "*.npy"), ("data/test", "*.npy"), ("labeled_anomalies.csv", None), (MANIFEST, None)],
+}
+_WRITES["smap"] = _WRITES["msl"]
+
+
+def dataset_files(out_dir: str | Path, layout: str) -> list[Path]:
+    """The files of a ``layout`` dataset that ``out_dir`` holds already (what :func:`write_synthetic` would
+    replace)."""
+    found = []
+    for name, pattern in _WRITES[layout]:
+        path = Path(out_dir) / name
+        if pattern is None:
+            found += [path] if path.exists() else []
+        elif path.is_dir():
+            found += sorted(path.glob(pattern))
+    return found
+
+
+def write_synthetic(
+    out_dir: str | Path, layout: str = "smd", size: str = "small", seed: int = 0, overwrite: bool = False
+) -> SyntheticDataset:
+    """Write a preset dataset in ``layout`` "smd" | "psm" | "msl" | "smap" (for ``diffusekit timeseries synth``).
+
+    A folder that already holds files of a ``layout`` dataset is a DataError unless ``overwrite``; then those files
+    are removed first, so that no file of the old dataset (a machine the new one lacks) is left among the new."""
+    if layout not in _WRITES:
+        raise ValueError(f"layout must be smd, psm, msl or smap, got {layout!r}")
+    existing = dataset_files(out_dir, layout)
+    if existing and not overwrite:
+        first = existing[0].relative_to(out_dir).as_posix()
+        raise DataError(
+            f"{layout.upper()} data exists in this folder ({first}, {len(existing)} file(s)); choose an empty "
+            "folder or pass --overwrite",
+            out_dir,
+        )
+    for path in existing:
+        path.unlink()
     if layout == "smd":
         return write_smd_dataset(out_dir, seed=seed, size=size)
     if layout == "psm":

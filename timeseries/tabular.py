@@ -39,7 +39,7 @@ class TextTable:
 def read_lines(path: str | Path, header: bool) -> tuple[list[str] | None, list[str], int]:
     """Return (header names or None, data lines, file line number of the first data line)."""
     path = Path(path)
-    lines = _read_text(path).split("\n")
+    lines = read_text(path).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -52,7 +52,8 @@ def read_lines(path: str | Path, header: bool) -> tuple[list[str] | None, list[s
     return names, lines[1:], 2
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's content; a missing, unreadable or non-UTF-8 file is a DataError naming it."""
     if not path.exists():
         raise DataError("file not found", path)
     if path.is_dir():
@@ -79,7 +80,7 @@ def header_names(fields: Sequence[str], path: Path) -> list[str]:
 def read_header(path: str | Path) -> list[str]:
     """The column names of a CSV file's header row (the first record, parsed by ``csv``)."""
     path = Path(path)
-    fields = next(csv.reader(io.StringIO(_read_text(path))), None)
+    fields = next(csv.reader(io.StringIO(read_text(path))), None)
     if fields is None:
         raise DataError("empty file", path)
     return header_names(fields, path)
@@ -90,7 +91,7 @@ def read_csv_rows(path: str | Path) -> tuple[list[str], list[list[str]], list[in
     line where each row ends). Trailing blank lines are dropped; a row whose field count differs from the header's
     (a blank line inside the data included) is a DataError naming its line."""
     path = Path(path)
-    reader = csv.reader(io.StringIO(_read_text(path)))
+    reader = csv.reader(io.StringIO(read_text(path)))
     rows, ends = [], []
     try:
         for row in reader:
@@ -196,15 +197,27 @@ def _line(lines: Lines, row: int) -> int | None:
     return lines[row]
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_finite(
     values: np.ndarray, path: Path, first_line: Lines, names: Sequence[str] | None, allow_missing: bool
 ) -> None:
-    """Raise at the first infinite value (always) or NaN (unless ``allow_missing``); rows map to lines if known."""
-    bad = np.isinf(values) if allow_missing else ~np.isfinite(values)
+    """Raise at the first infinite value (always), NaN (unless ``allow_missing``) or value too large for float32
+    (the models' type: 1e39 would become inf); rows map to lines if known."""
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(values) if allow_missing else ~np.isfinite(values)
+        bad |= np.abs(values) > FLOAT32_MAX
     if not bad.any():
         return
     row, column = (int(i) for i in np.argwhere(bad)[0])
-    what = "infinite value" if np.isinf(values[row, column]) else "missing value (NaN)"
+    value = values[row, column]
+    if np.isinf(value):
+        what = "infinite value"
+    elif np.isnan(value):
+        what = "missing value (NaN)"
+    else:
+        what = f"value {value:g} too large for float32 (at most {FLOAT32_MAX:.4g} in magnitude)"
     column_name = repr(names[column]) if names is not None else str(column + 1)
     if first_line is None:
         raise DataError(f"{what} at row {row}, column {column_name}", path)
@@ -336,7 +349,10 @@ def _load_parquet(
     check_finite(values, path, None, feature_names, allow_missing=True)
     labels = timestamps = None
     if label_column is not None:
-        raw = frame[label_column].to_numpy(dtype=np.float64)
+        try:
+            raw = frame[label_column].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise DataError(f"non-numeric label column {label_column!r}: {err}", path) from None
         check_finite(raw[:, None], path, None, [label_column], allow_missing=False)
         labels = check_labels(raw, path, None, len(raw), path)
     if timestamp_column is not None:

@@ -59,9 +59,20 @@ def load_timeseries_config(config: str | Path, options: list[str] | None = None)
     scheduler = cfg.get("param_scheduler")
     if isinstance(scheduler, dict) and scheduler.get("type") == "MultiStepLR":
         if not any(option.startswith("param_scheduler") for option in options):
-            max_iters = int(cfg.train_cfg.max_iters)
+            max_iters = cfg.get("train_cfg", {}).get("max_iters")
+            if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
+                raise DataError(f"train_cfg.max_iters must be an integer >= 1, got {max_iters!r}", cfg.filename)
             scheduler["milestones"] = [int(0.75 * max_iters), int(0.9 * max_iters)]
     return cfg
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """``path`` when it can be an output folder (absent or a folder); a DataError when it names a file. Run before
+    the work so that a bad ``--out`` fails at once; :func:`diffusekit.core.commands.output_dir` creates it later."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataError("output folder names an existing file", path)
+    return path
 
 
 def config_layout(cfg: Config, override: str | None = None) -> str:
@@ -100,15 +111,32 @@ def entity_config(cfg: Config, data: str | Path, layout: str, name: str, num_fea
 
 
 def build_model(cfg: Config, num_features: int) -> nn.Module:
-    """The ImDiffusion model of ``cfg`` for ``num_features`` features (random weights)."""
+    """The ImDiffusion model of ``cfg`` for ``num_features`` features (random weights); a value the model refuses
+    (``model.num_steps=0``, a negative size) is a DataError naming the config file."""
     cfg = copy.deepcopy(cfg)
     cfg.model.denoiser["num_features"] = int(num_features)
-    return commands.build_model(cfg, imports=MODEL_MODULES)
+    try:
+        return commands.build_model(cfg, imports=MODEL_MODULES)
+    except (ValueError, ZeroDivisionError) as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"the model config does not build: {error}", cfg.filename) from None
+
+
+def check_finite_weights(model: nn.Module, path: str | Path) -> None:
+    """A DataError naming the first tensor of ``model`` that holds NaN or infinity (a diverged run's weights)."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise DataError(
+                f"the checkpoint holds NaN or infinite values (first: {name}): a diverged run or a damaged file", path
+            )
 
 
 def load_entity_model(cfg: Config, weights: str | Path, num_features: int, device: str = "auto") -> nn.Module:
-    """``cfg``'s model for ``num_features`` features with the weights of ``weights``, on ``device``, in eval mode."""
+    """``cfg``'s model for ``num_features`` features with the weights of ``weights``, on ``device``, in eval mode.
+    Weights that hold NaN / infinity are a DataError naming the file."""
     model = load_weights(build_model(cfg, num_features), weights)
+    check_finite_weights(model, weights)
     return model.to(commands.resolve_device(device)).eval()
 
 
@@ -150,13 +178,21 @@ def train_entities(
     ``detector.json``; returns the entity folders."""
     layout = config_layout(cfg, layout)
     settings = Settings.from_cfg(cfg)
-    dirs = []
-    for name in select_entities(data, layout, machines):
+    work_dir = Path(work_dir).expanduser()
+    if work_dir.exists() and not work_dir.is_dir():
+        raise DataError("the work dir names an existing file", work_dir)
+    names, dirs = select_entities(data, layout, machines), []
+    for name in names[1:]:  # every entity's files are checked before the first model trains (the first: below)
+        read_entity(data, layout, name if layout == "smd" else None)
+    for name in names:
         split = read_entity(data, layout, name if layout == "smd" else None)
-        entity_dir = Path(work_dir) / name
+        entity_dir = work_dir / name
+        if entity_dir.exists() and not entity_dir.is_dir():
+            raise DataError("the entity's work dir names an existing file", entity_dir)
         log.info("%s: %d features, %d train steps", name, split.num_features, len(split.train))
         start = time.perf_counter()
         entity_cfg = entity_config(cfg, data, layout, name, split.num_features)
+        build_model(entity_cfg, split.num_features)  # a bad model config fails here, before the work dir is made
         model = train(entity_cfg, work_dir=entity_dir, resume=resume, launcher=launcher, seed=seed, progress=progress)
         if is_main_process():
             load_weights(model, entity_dir / FINAL_WEIGHTS)
@@ -249,6 +285,8 @@ def evaluate_entities(
     for name in select_entities(data, layout, machines):
         weights = resolve_checkpoint(checkpoint, name)
         split = read_entity(data, layout, name if layout == "smd" else None)
+        if split.test_labels is None:
+            raise DataError(f"{split.name}: the test part has no labels; use `predict` for unlabelled data", data)
         model = load_entity_model(cfg, weights, split.num_features, device)
         results.append(evaluate_entity(model, split, settings, progress))
         log.info("%s evaluated in %.1f s", name, results[-1].metrics["seconds"])
