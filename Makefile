@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-smd bench-medical bench-pose bench-ddhpose bench-rti clean
+.PHONY: demo test lint bench bench-smd bench-medical bench-pose bench-ddhpose bench-rti bench-video clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,9 @@ test: lint
 # bench-medical trains Echo-DND and a U-Net on synthetic CAMUS for 15 minutes each, then sweeps the samplers;
 # bench-pose trains DiffPose and a heatmap baseline on synthetic PoseTrack18 for 10 minutes each; bench-ddhpose
 # DDHPose and a deterministic regressor on synthetic Human3.6M for 40 minutes each, side by side; bench-rti
-# Diffusion Policy on the point-mass task and Push-T, then DDPM-100 / DDIM-10 / RTI from the same checkpoints.
+# Diffusion Policy on the point-mass task and Push-T, then DDPM-100 / DDIM-10 / RTI from the same checkpoints;
+# bench-video DIVD-tiny, its WTSA / MRPE ablations and a regressor on synthetic GoPro (6 minutes each), then
+# sampling steps, tiling and the memory of a 1280 x 720 clip.
 QUICK_BENCH := core_samplers noise_assignment core_throughput timeseries_model_speed
 bench: $(VENV)/.installed-dev
 	@for f in $(QUICK_BENCH); do echo "== benchmarks/$$f.py"; $(BIN)/python benchmarks/$$f.py || exit 1; done
@@ -51,6 +53,9 @@ bench-ddhpose: $(VENV)/.installed-dev
 
 bench-rti: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/robotics_rti.py
+
+bench-video: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/video_divd.py
 
 bench-medical: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/medical_echo.py
