@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusekit.core.errors import DataError
-from diffusekit.medical.io import SpatialImage, read_image
+from diffusekit.medical.io import SpatialImage, read_image, read_text
 
 __all__ = [
     "CAMUS_LABELS",
@@ -30,6 +30,7 @@ __all__ = [
     "CamusCase",
     "camus_layout",
     "camus_patients",
+    "check_labels",
     "label_mask",
     "load_camus_case",
     "parse_info_cfg",
@@ -50,6 +51,20 @@ def label_mask(labels: np.ndarray, target: str = "lv") -> np.ndarray:
     return np.isin(labels, CAMUS_TARGETS[target]).astype(np.uint8)
 
 
+def check_labels(labels: SpatialImage) -> SpatialImage:
+    """``labels`` when every value is a CAMUS label (0 background, 1 LV, 2 myocardium, 3 atrium); any other value
+    (255 masks, fractions from a lossy resize) is a DataError, as it would silently change what is scored."""
+    values = np.unique(labels.array)
+    wrong = values[~np.isin(values, list(CAMUS_LABELS.values()))]
+    if wrong.size:
+        shown = ", ".join(f"{v:g}" for v in wrong[:4].tolist()) + (", ..." if wrong.size > 4 else "")
+        raise DataError(
+            f"label values {shown} are not CAMUS labels (expected 0 background, 1 LV, 2 myocardium, 3 atrium)",
+            labels.path,
+        )
+    return labels
+
+
 def parse_info_cfg(path: str | Path) -> dict[str, object]:
     """Parse an ``Info_{view}.cfg`` ("Key: value" lines): ED and ES (1-based frame indices into the half sequence,
     required), NbFrame, EF, FrameRate, Age as numbers, the rest (Sex, ImageQuality) as strings."""
@@ -57,7 +72,7 @@ def parse_info_cfg(path: str | Path) -> dict[str, object]:
     if not path.is_file():
         raise DataError("Info file not found", path)
     info: dict[str, object] = {}
-    for number, raw in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    for number, raw in enumerate(read_text(path).splitlines(), start=1):
         line = raw.strip()
         if not line:
             continue
@@ -105,7 +120,7 @@ def camus_patients(root: str | Path, split: str | None = None) -> list[str]:
         split_file = root / "database_split" / f"subgroup_{split}.txt"
         if not split_file.is_file():
             raise DataError("split file not found (CAMUS_public ships database_split/)", split_file)
-        names = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
+        names = [line.strip() for line in read_text(split_file).splitlines() if line.strip()]
         for number, name in enumerate(names, start=1):
             if not _PATIENT.match(name):
                 raise DataError(f"expected a patientXXXX name, got {name!r}", split_file, number)
@@ -179,7 +194,7 @@ def load_camus_case(root: str | Path, patient: str, view: str, phase: str, requi
         gt_path = _find(folder, f"{stem}_{phase}_gt", layout)
         labels = None
         if gt_path.is_file():
-            labels = read_image(gt_path)
+            labels = check_labels(read_image(gt_path))
             _check_pair(image, labels)
         elif require_gt:
             raise DataError("ground-truth file not found", gt_path)
@@ -190,7 +205,7 @@ def load_camus_case(root: str | Path, patient: str, view: str, phase: str, requi
         raise DataError("only the NIfTI release labels the half sequence", folder)
     sequence = read_image(_find(folder, f"{stem}_half_sequence", layout))
     gt_path = _find(folder, f"{stem}_half_sequence_gt", layout)
-    gt = read_image(gt_path) if gt_path.is_file() else None
+    gt = check_labels(read_image(gt_path)) if gt_path.is_file() else None
     if gt is None and require_gt:
         raise DataError("ground-truth file not found", gt_path)
     if sequence.array.ndim != 3:

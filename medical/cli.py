@@ -13,6 +13,7 @@ from mmengine.dist import is_main_process
 
 from diffusekit.core import commands as cc
 from diffusekit.core.cli import Domain
+from diffusekit.core.errors import DataError
 from diffusekit.medical import evaluation
 
 PACKAGE = evaluation.PACKAGE
@@ -21,11 +22,31 @@ DEMO = "diffusekit.medical.demo:run_demo"  # the demo section, imported when it 
 SAMPLERS = cc.SAMPLERS
 
 
-def cmd_synth(args: argparse.Namespace) -> int:
-    from diffusekit.medical.synthetic import write_camus, write_echonet
+def _not_a_file(folder: str | None) -> None:
+    """An output folder named by the user must not be an existing file (checked before any work is done)."""
+    if folder and Path(folder).exists() and not Path(folder).is_dir():
+        raise DataError("output folder names an existing file", folder)
 
-    out = cc.output_dir(args.out)
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from diffusekit.medical.synthetic import existing_dataset, remove_dataset, write_camus, write_echonet
+
     both = args.layout == "all"
+    layouts = ("camus", "echonet") if both else (args.layout,)
+    targets = [(Path(args.out) / layout if both else Path(args.out), layout) for layout in layouts]
+    _not_a_file(args.out)
+    for folder, layout in targets:  # every layout checked before anything is removed or written
+        found = existing_dataset(folder, layout)
+        if found and not args.overwrite:
+            raise DataError(
+                f"already holds a dataset of the {layout} layout ({found[0].name} exists); choose an empty folder "
+                "or pass --overwrite",
+                folder,
+            )
+    if args.overwrite:
+        for folder, layout in targets:
+            remove_dataset(folder, layout)
+    out = cc.output_dir(args.out)
     if args.layout in ("camus", "all"):
         print(f"CAMUS (NIfTI layout): {write_camus(out / 'camus' if both else out, args.size, args.seed)}")
     if args.layout == "camus-mhd":
@@ -55,6 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from diffusekit.medical.inference import format_report
     from diffusekit.medical.visualize import plot_segmentations
 
+    _not_a_file(args.out)
     cfg, settings, model = _model_and_settings(args)
     result, predictions = evaluation.evaluate_model(cfg, model, args.data, settings, args.split)
     name = Path(str(args.config)).stem
@@ -70,8 +92,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from diffusekit.medical.predict import predict_path
+    from diffusekit.medical.predict import predict_path, supported_inputs
 
+    _not_a_file(args.out)
+    supported_inputs(args.input)  # a missing or unsupported input fails before the model is built
     cfg, settings, model = _model_and_settings(args)
     written = predict_path(model, int(cfg.size), settings, args.input, cc.output_dir(args.out))
     print(f"wrote {len(written)} files to {args.out}")
@@ -111,6 +135,11 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--layout", choices=("camus", "camus-mhd", "echonet", "all"), default="all")
     synth.add_argument("--size", choices=("small", "medium"), default="small", help="small: 12 patients, medium: 60")
     cc.add_seed_arg(synth)
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a dataset of the same layout already in --out (default: refuse to touch existing files)",
+    )
 
     train = cc.add_command(
         sub,

@@ -7,7 +7,8 @@ predictions can be written back on the same grid); `EchoSegmentation` turns them
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from diffusekit.medical.camus import camus_patients, label_mask, load_camus_case
 from diffusekit.medical.echonet import read_echonet_tracings, read_file_list, read_video
 from diffusekit.medical.transforms import to_network
 
-__all__ = ["EchoFrame", "EchoSegmentation", "camus_frames", "echonet_frames"]
+__all__ = ["EchoFrame", "EchoSegmentation", "camus_frames", "dataset_frames", "echonet_frames", "frames_read_first"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,53 @@ def echonet_frames(root: str | Path, split: str | None = "TRAIN") -> list[EchoFr
     return frames
 
 
+_DEFAULTS = dict(layout="camus", split="training", views=("2CH", "4CH"), phases=("ED", "ES"), target="lv")
+_READ_FIRST: dict[tuple, list[EchoFrame]] = {}  # frames read before a runner builds its datasets (frames_read_first)
+
+
+def _key(data_root, layout, split, views, phases, target) -> tuple:
+    return (str(Path(data_root).expanduser().absolute()), layout, split, tuple(views), tuple(phases), target)
+
+
+def dataset_frames(
+    data_root: str | Path,
+    layout: str = "camus",
+    split: str = "training",
+    views: Sequence[str] = ("2CH", "4CH"),
+    phases: Sequence[str] = ("ED", "ES"),
+    target: str = "lv",
+) -> list[EchoFrame]:
+    """The frames an `EchoSegmentation` of these arguments holds (read once when `frames_read_first` is active)."""
+    key = _key(data_root, layout, split, views, phases, target)
+    if key in _READ_FIRST:
+        return _READ_FIRST[key]
+    if layout == "camus":
+        return camus_frames(data_root, split, views, phases, target)
+    if layout == "echonet":
+        return echonet_frames(data_root, split)
+    raise DataError(f"unknown layout {layout!r}; expected camus or echonet", data_root)
+
+
+@contextmanager
+def frames_read_first(specs: Sequence[Mapping]) -> Iterator[None]:
+    """Read the frames of the `EchoSegmentation` dataset configs ``specs`` now, so that a bad file is a DataError
+    before a training runner writes its logs, and let the datasets built inside the block reuse them."""
+    keys = []
+    try:
+        for spec in specs:
+            if spec.get("type") not in ("EchoSegmentation", EchoSegmentation):
+                continue
+            args = {k: spec[k] for k in ("layout", "split", "views", "phases", "target") if k in spec}
+            frames = dataset_frames(spec["data_root"], **args)
+            key = _key(spec["data_root"], **{**_DEFAULTS, **args})
+            _READ_FIRST[key] = frames
+            keys.append(key)
+        yield
+    finally:
+        for key in keys:
+            _READ_FIRST.pop(key, None)
+
+
 @DATASETS.register_module()
 class EchoSegmentation(Dataset):
     """Network-size samples of CAMUS or EchoNet frames (``layout`` ``camus`` or ``echonet``).
@@ -141,12 +189,7 @@ class EchoSegmentation(Dataset):
         target: str = "lv",
         max_frames: int | None = None,
     ):
-        if layout == "camus":
-            frames = camus_frames(data_root, split, views, phases, target)
-        elif layout == "echonet":
-            frames = echonet_frames(data_root, split)
-        else:
-            raise DataError(f"unknown layout {layout!r}; expected camus or echonet", data_root)
+        frames = dataset_frames(data_root, layout, split, views, phases, target)
         self.frames = frames[:max_frames] if max_frames else frames
         self.size = int(size)
         # resized once and kept as uint8 (64 KiB per 256 x 256 frame), so an epoch costs no resizing

@@ -11,6 +11,7 @@ from the typical LV position and shape alone; an empty mask scores 0.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -77,9 +78,11 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
     cfg.best_metric = None  # no best-checkpoint writes in so short a run (the curves still show validation)
     settings = inference_settings(cfg, steps=5, samples=1 if quick else 2)
     threads = torch.get_num_threads()
+    work_dir = out_dir / "work_dir"
+    shutil.rmtree(work_dir, ignore_errors=True)  # the demo's own earlier run: a rerun into the same --out starts anew
     try:
         train_start = time.perf_counter()
-        weights = train_model(cfg, data, out_dir / "work_dir", seed=0)
+        weights = train_model(cfg, data, work_dir, seed=0)
         train_seconds = time.perf_counter() - train_start
         result, predictions = evaluate_model(cfg, load_model(cfg, weights, "cpu"), data, settings)
     finally:

@@ -14,6 +14,7 @@ frames are dropped, as officially. EchoNet has no pixel spacing: distances are i
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,12 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from diffusekit.core.errors import DataError
+from diffusekit.medical.io import check_readable, native_stderr_captured
 
 __all__ = ["EchoNetTracing", "read_echonet_tracings", "read_file_list", "read_video", "tracing_mask"]
 
 SPLITS = ("TRAIN", "VAL", "TEST")
 FILELIST_COLUMNS = ("FileName", "EF", "ESV", "EDV", "FrameHeight", "FrameWidth", "FPS", "NumberOfFrames", "Split")
 TRACING_COLUMNS = ("FileName", "X1", "Y1", "X2", "Y2", "Frame")
+MAX_COORDINATE = 1e4  # pixels; the frames are 112 x 112, so a larger tracing coordinate is a broken file
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,43 @@ def _read_csv(path: Path, columns: tuple[str, ...]):
     if not path.is_file():
         raise DataError("file not found", path)
     try:
-        table = pd.read_csv(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
+            table = pd.read_csv(path, index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataError("cannot parse CSV (rows hold more fields than the header names)", path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot parse CSV ({str(err).splitlines()[0]})", path) from None
+        raise DataError(f"cannot parse CSV ({str(err).strip().splitlines()[0]})", path) from None
+    except OSError as err:
+        raise DataError(f"cannot read the file ({err.strerror or err})", path) from None
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise DataError(f"missing columns {missing}; expected {list(columns)}", path)
     return table
+
+
+def _numbers(table, column: str, path: Path, low: float, high: float, integer: bool = False, what: str = "") -> None:
+    """Replace ``table[column]`` by its numbers; a missing or non-numeric cell, a value outside [low, high] or (with
+    ``integer``) a fraction is a DataError naming the file, its line and the column."""
+    import pandas as pd
+
+    values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < low) | (values > high)
+    if integer:
+        bad |= np.isfinite(values) & (values != np.round(values))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        kind = "an integer" if integer else "a number"
+        cell = table[column].iloc[row]
+        shown = f"{cell:g}" if isinstance(cell, (int, float, np.number)) else repr(cell)
+        raise DataError(f"column {column}: {shown} is not {kind} in [{low:g}, {high:g}]{what}", path, row + 2)
+    table[column] = values.astype(np.int64) if integer else values
+
+
+def _names(table, path: Path) -> None:
+    empty = table["FileName"].isna().to_numpy()
+    if empty.any():
+        raise DataError("column FileName: an empty name", path, int(np.flatnonzero(empty)[0]) + 2)
 
 
 def read_file_list(root: str | Path, split: str | None = None):
@@ -75,6 +108,8 @@ def read_file_list(root: str | Path, split: str | None = None):
     if not root.is_dir():
         raise DataError("EchoNet-Dynamic folder not found", root)
     table = _read_csv(root / "FileList.csv", FILELIST_COLUMNS)
+    _names(table, root / "FileList.csv")
+    _numbers(table, "EF", root / "FileList.csv", 0.0, 100.0, what=" (an ejection fraction in percent)")
     if split is not None:
         if split not in SPLITS:
             raise DataError(f"unknown split {split!r}; expected TRAIN, VAL or TEST", root / "FileList.csv")
@@ -87,10 +122,10 @@ def read_echonet_tracings(root: str | Path) -> dict[str, tuple[EchoNetTracing, E
     than two traced frames are dropped; more than two keeps the first and last listed (the official choice)."""
     path = Path(root) / "VolumeTracings.csv"
     table = _read_csv(path, TRACING_COLUMNS)
-    values = table[list(TRACING_COLUMNS[1:5])].to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values).all(axis=1)
-    if bad.any():
-        raise DataError("non-numeric or missing coordinates", path, int(np.flatnonzero(bad)[0]) + 2)
+    _names(table, path)
+    for column in TRACING_COLUMNS[1:5]:
+        _numbers(table, column, path, -MAX_COORDINATE, MAX_COORDINATE, what=" (pixels)")
+    _numbers(table, "Frame", path, 0, 1e9, integer=True, what=" (a frame index)")
     out = {}
     for file_name, rows in table.groupby("FileName", sort=False):
         video = str(file_name)[:-4] if str(file_name).lower().endswith(".avi") else str(file_name)
@@ -111,24 +146,31 @@ def read_echonet_tracings(root: str | Path) -> dict[str, tuple[EchoNetTracing, E
 
 @lru_cache(maxsize=8)
 def read_video(path: str | Path) -> np.ndarray:
-    """All frames of an AVI as uint8 (F, H, W) grey (channel 0 of OpenCV's BGR, as the videos are grey)."""
+    """All frames of an AVI as uint8 (F, H, W) grey (channel 0 of OpenCV's BGR, as the videos are grey). A video
+    that decodes to fewer frames than its header lists is truncated: a DataError, as is one with none."""
     import cv2
 
     path = Path(path)
     if not path.is_file():
         raise DataError("video file not found", path)
-    capture = cv2.VideoCapture(str(path))
+    check_readable(path)
     frames = []
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame[..., 0] if frame.ndim == 3 else frame)
-    finally:
-        capture.release()
+    with native_stderr_captured() as noise:  # OpenCV's and FFmpeg's demuxers print their complaints
+        capture = cv2.VideoCapture(str(path))
+        try:
+            listed = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                frames.append(frame[..., 0] if frame.ndim == 3 else frame)
+        finally:
+            capture.release()
     if not frames:
-        raise DataError("OpenCV cannot decode this video (no frames read)", path)
+        reason = f": {noise[-1]}" if noise else ""
+        raise DataError(f"OpenCV cannot decode this video (no frames read){reason}", path)
+    if len(frames) < listed:
+        raise DataError(f"truncated or corrupt: {len(frames)} of the {listed} frames its header lists decode", path)
     video = np.stack(frames)
     video.flags.writeable = False
     return video

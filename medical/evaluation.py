@@ -81,10 +81,16 @@ def train_model(cfg: Config, data: str | Path, work_dir: str | Path, **options) 
     returns the final weights path. The work dir also gets ``curves.png`` and, with validation, the best
     checkpoint by validation Dice. ``options``: ``resume``, ``launcher``, ``seed``, ``progress`` of
     ``core.engine.train_on_data``."""
+    from diffusekit.medical.datasets import frames_read_first
+
     cfg = copy.deepcopy(cfg)
+    root = str(Path(data).expanduser().absolute())
+    specs = [{**cfg.train_dataloader.dataset, "data_root": root}]
     if cfg.get("val_dataloader"):
-        cfg.val_dataloader.dataset["data_root"] = str(Path(data).expanduser().absolute())
-    return train_on_data(cfg, data, work_dir, **options)
+        cfg.val_dataloader.dataset["data_root"] = root
+        specs.append(dict(cfg.val_dataloader.dataset))
+    with frames_read_first(specs):  # a bad file fails here, before the runner writes into the work dir
+        return train_on_data(cfg, data, work_dir, **options)
 
 
 def _layout(cfg: Config) -> str:

@@ -11,7 +11,15 @@ prediction lands on the input's grid.
 from __future__ import annotations
 
 import gzip
+import logging
+import math
+import os
+import re
+import sys
+import tempfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +27,26 @@ import numpy as np
 
 from diffusekit.core.errors import DataError
 
-__all__ = ["SpatialImage", "image_format", "read_image", "write_image"]
+__all__ = [
+    "SpatialImage",
+    "check_readable",
+    "check_spacing",
+    "decode_image",
+    "image_format",
+    "native_stderr_captured",
+    "read_bytes",
+    "read_image",
+    "read_text",
+    "write_image",
+]
+
+logger = logging.getLogger(__name__)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# MetaImage element types -> bytes per value (the types SimpleITK writes and reads)
+MET_BYTES = {
+    "MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4, "MET_LONG": 8,
+    "MET_ULONG": 8, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4, "MET_DOUBLE": 8,
+}  # fmt: skip
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 MHD_SUFFIXES = (".mhd",)
@@ -50,6 +77,97 @@ class SpatialImage:
         return replace(self, array=self.array[index], spacing=self.spacing[-2:])
 
 
+@contextmanager
+def native_stderr_captured() -> Iterator[list[str]]:
+    """Collect what C libraries write to file descriptor 2 while a file is decoded (libpng, libjpeg, OpenCV's video
+    readers and SimpleITK's MetaIO print warnings there, before any error could be raised). Yields a list that holds
+    the captured lines afterwards, for the one-line error message or the debug log."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (an embedded interpreter): nothing to capture
+        yield lines
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace")
+            # FFmpeg prefixes "[demuxer @ 0x55d0...] "; the address means nothing to a reader of the message
+            lines.extend(
+                re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip()) for line in text.splitlines() if line.strip()
+            )
+            for line in lines:
+                logger.debug("library message: %s", line)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The bytes of a file; a missing, unreadable or folder path is a DataError naming it."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DataError(f"cannot read the file ({error.strerror or error})", path) from None
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file (ASCII included); other bytes are a DataError saying where."""
+    data = read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); expected a plain text file",
+            path,
+        ) from None
+
+
+def _truncation(data: bytes) -> str | None:
+    """Why ``data`` (a PNG or JPEG file) is incomplete, or None. Decoders fill what is missing with grey and only
+    warn on stderr, so a truncated file must be caught from its bytes."""
+    if not data:
+        return "the file is empty"
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data.rfind(b"IEND\xaeB`\x82") < 0:
+        return "truncated PNG (no IEND chunk: the file ends early)"
+    if data.startswith(b"\xff\xd8") and data.rfind(b"\xff\xd9") < max(data.rfind(b"\xff\xda"), 2):
+        return "truncated JPEG (no end-of-image marker after the image data: the file ends early)"
+    return None
+
+
+def decode_image(path: str | Path, flags: int | None = None) -> np.ndarray:
+    """An image file decoded by OpenCV (``flags``: default ``IMREAD_UNCHANGED``), checked to be complete first;
+    the decoders' stderr warnings are kept off the terminal. A DataError names the file and the problem."""
+    import cv2
+
+    path = Path(path)
+    data = read_bytes(path)
+    problem = _truncation(data)
+    if problem:
+        raise DataError(problem, path)
+    with native_stderr_captured() as noise:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED if flags is None else flags)
+    if image is None:
+        reason = noise[-1] if noise else "not an image format OpenCV reads"
+        raise DataError(f"cannot decode the image ({reason})", path)
+    if any("premature end" in line.lower() or "corrupt" in line.lower() for line in noise):
+        raise DataError(f"corrupt image data ({noise[0]})", path)
+    return image
+
+
+def check_spacing(spacing: tuple[float, ...], path: str | Path, what: str = "pixel spacing") -> tuple[float, ...]:
+    """``spacing`` when every value is a finite positive number; else a DataError (distances would be wrong)."""
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        shown = ", ".join(f"{s:g}" for s in spacing)
+        raise DataError(f"{what} ({shown}) must be positive and finite; the header is broken", path)
+    return spacing
+
+
 def image_format(path: str | Path) -> str:
     """``"nifti"``, ``"mhd"`` or ``"png"`` from the file name."""
     name = Path(path).name.lower()
@@ -64,39 +182,113 @@ def _check_array(array: np.ndarray, path: Path) -> np.ndarray:
         raise DataError(f"expected a 2-D image or a 2-D+time sequence, got {array.ndim} dimensions {array.shape}", path)
     if array.size == 0:
         raise DataError("the image is empty", path)
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        raise DataError("the image holds NaN or infinite values", path)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"expected numeric pixel values, got {array.dtype}", path)
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise DataError("the image holds NaN or infinite values", path)
+        peak = float(np.abs(array).max())
+        if peak > FLOAT32_MAX:
+            raise DataError(f"pixel values up to {peak:.3g} overflow float32 (at most {FLOAT32_MAX:.3g})", path)
     return array
+
+
+def _raw_zooms(path: Path, header_class) -> np.ndarray:
+    """pixdim[1:] as stored in the file: nibabel's own header check replaces zero or negative values on load."""
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as stream:
+        header = header_class.from_fileobj(stream, check=False)
+    return np.asarray(header["pixdim"][1:], dtype=np.float64)
 
 
 def _read_nifti(path: Path) -> SpatialImage:
     import nibabel as nib
+    from nibabel.imageglobals import LoggingOutputSuppressor
 
     try:
-        img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
+        with LoggingOutputSuppressor():  # nibabel logs (and repairs) header problems; they are errors here
+            img = nib.load(str(path))
+            data = np.asanyarray(img.dataobj)
+            stored = _raw_zooms(path, type(img.header))
     except (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError) as err:
-        raise DataError(f"cannot read NIfTI ({err})", path) from None
+        raise DataError(f"cannot read NIfTI ({str(err).strip() or type(err).__name__})", path) from None
     zooms = tuple(float(z) for z in img.header.get_zooms())
     while data.ndim > 2 and data.shape[-1] == 1:  # trailing singleton axes (a 2-D image saved as W x H x 1)
         data = data[..., 0]
     _check_array(data, path)
+    check_spacing(tuple(float(z) for z in stored[: data.ndim]), path, "pixdim")
     if data.ndim == 2:  # (W, H) -> (H, W)
         return SpatialImage(np.ascontiguousarray(data.T), (zooms[1], zooms[0]), path)
     # (W, H, T) -> (T, H, W)
     return SpatialImage(np.ascontiguousarray(data.transpose(2, 1, 0)), (zooms[2], zooms[1], zooms[0]), path)
 
 
+def check_readable(path: Path) -> None:
+    """DataError when ``path`` cannot be opened for reading (libraries report that as "no such file" or not at all)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise DataError(f"cannot read the file ({error.strerror or error})", path) from None
+
+
+def _mhd_header(path: Path) -> dict[str, str]:
+    """The ``Key = Value`` lines of a MetaImage header, checked so that SimpleITK is only handed a consistent pair:
+    positive sizes and spacings, a known element type and a data file that holds every voxel."""
+    text = read_text(path)
+    header = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        key, sep, value = raw.partition("=")
+        if not sep or not key.strip() or "\x00" in raw:
+            raise DataError(f"not a MetaImage header: expected 'Key = Value', got {raw.strip()[:60]!r}", path, number)
+        header[key.strip()] = value.strip()
+    try:
+        ndims = int(header["NDims"])
+        sizes = [int(v) for v in header["DimSize"].split()]
+        spacing = [float(v) for v in header.get("ElementSpacing", header.get("ElementSize", "")).split()] or [1.0]
+        channels = int(header.get("ElementNumberOfChannels", "1"))
+    except KeyError as missing:
+        raise DataError(f"the MetaImage header lacks {missing.args[0]}", path) from None
+    except ValueError:
+        raise DataError("NDims, DimSize, ElementSpacing and ElementNumberOfChannels must be numbers", path) from None
+    if len(sizes) != ndims or any(size < 1 for size in sizes):
+        raise DataError(f"DimSize {header['DimSize']!r}: expected {ndims} positive sizes (NDims = {ndims})", path)
+    check_spacing(tuple(spacing), path, "ElementSpacing")
+    kind = header.get("ElementType", "")
+    if kind not in MET_BYTES:
+        raise DataError(f"ElementType {kind!r} is not a MetaImage type ({', '.join(MET_BYTES)})", path)
+    source = header.get("ElementDataFile", "")
+    compressed = header.get("CompressedData", "False").lower() == "true"
+    if source and source not in ("LOCAL", "LIST") and "%" not in source and not compressed:
+        raw = path.parent / source
+        needed = math.prod(sizes) * MET_BYTES[kind] * max(channels, 1)
+        if not raw.is_file():
+            raise DataError(f"the data file named by {path.name} is missing", raw)
+        check_readable(raw)
+        if raw.stat().st_size < needed:
+            raise DataError(
+                f"truncated: {raw.stat().st_size} bytes, the header {path.name} needs {needed} ({header['DimSize']})",
+                raw,
+            )
+    return header
+
+
 def _read_mhd(path: Path) -> SpatialImage:
     import SimpleITK as sitk
 
+    _mhd_header(path)
     try:
-        img = sitk.ReadImage(str(path))
+        with native_stderr_captured() as noise:
+            img = sitk.ReadImage(str(path))
     except RuntimeError as err:
-        first = str(err).strip().splitlines()
-        raise DataError(f"cannot read MHD/RAW ({first[-1] if first else err})", path) from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = "; ".join(noise) or (lines[-1] if lines else type(err).__name__)
+        raise DataError(f"cannot read MHD/RAW ({reason})", path) from None
     data = sitk.GetArrayFromImage(img)  # (T,) H, W
-    spacing = tuple(float(s) for s in reversed(img.GetSpacing()))  # (st,) sy, sx
+    spacing = check_spacing(tuple(float(s) for s in reversed(img.GetSpacing())), path, "ElementSpacing")  # (st,) sy, sx
     if data.ndim == 3 and data.shape[0] == 1:
         data, spacing = data[0], spacing[1:]
     return SpatialImage(_check_array(data, path), spacing, path)
@@ -105,9 +297,7 @@ def _read_mhd(path: Path) -> SpatialImage:
 def _read_png(path: Path) -> SpatialImage:
     import cv2
 
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise DataError("cannot read PNG (missing or corrupt)", path)
+    data = decode_image(path)
     if data.ndim == 3:  # colour: an ultrasound frame stored as RGB(A) is grey in every channel
         data = cv2.cvtColor(data[..., :3], cv2.COLOR_BGR2GRAY)
     return SpatialImage(_check_array(data, path), (1.0, 1.0), path, unit="px")
@@ -119,6 +309,7 @@ def read_image(path: str | Path) -> SpatialImage:
     fmt = image_format(path)
     if not path.is_file():
         raise DataError("image file not found", path)
+    check_readable(path)
     return {"nifti": _read_nifti, "mhd": _read_mhd, "png": _read_png}[fmt](path)
 
 

@@ -28,6 +28,7 @@ from diffusekit.medical.visualize import overlay_png
 __all__ = ["predict_path", "read_mask_video", "supported_inputs", "write_mask_video"]
 
 VIDEO_SUFFIXES = (".avi",)
+OUTPUT_TAGS = ("_mask", "_uncertainty", "_overlay")  # <stem><tag><suffix>: what predict writes per input
 LOSSLESS_FOURCC = "FFV1"  # in OpenCV's FFmpeg backend (the opencv-python wheels); checked after every write
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,20 @@ def _stem(path: Path) -> tuple[str, str]:
     raise DataError("unsupported input (expected .nii, .nii.gz, .mhd, .png or .avi)", path)
 
 
+def _is_output(path: Path, stems: set[str]) -> bool:
+    """Whether ``path`` is what predict wrote for an input of the same folder (``x_mask.png`` beside ``x.png``)."""
+    stem, _ = _stem(path)
+    return any(stem.endswith(tag) and stem[: -len(tag)] in stems for tag in OUTPUT_TAGS)
+
+
 def supported_inputs(path: str | Path) -> list[Path]:
-    """The file itself, or every supported file in a folder (sorted)."""
+    """The file itself, or every supported file in a folder (sorted), leaving out ground truths (``*_gt.*``) and
+    predict's own outputs for the folder's other inputs (so a rerun never segments its earlier outputs)."""
     path = Path(path)
     if path.is_dir():
         files = [p for p in sorted(path.iterdir()) if p.is_file() and _is_supported(p) and "_gt." not in p.name]
+        stems = {_stem(p)[0] for p in files}
+        files = [p for p in files if not _is_output(p, stems)]
         if not files:
             raise DataError("no .nii/.nii.gz/.mhd/.png/.avi files in this folder", path)
         return files

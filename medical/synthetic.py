@@ -16,6 +16,7 @@ chords (row 0 the long axis, then 20 perpendicular chords), in random ED/ES orde
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +24,16 @@ import numpy as np
 
 from diffusekit.medical.io import SpatialImage, write_image
 
-__all__ = ["Heart", "render_view", "write_camus", "write_echonet", "write_synthetic"]
+__all__ = [
+    "DATASET_ENTRIES",
+    "Heart",
+    "existing_dataset",
+    "remove_dataset",
+    "render_view",
+    "write_camus",
+    "write_echonet",
+    "write_synthetic",
+]
 
 SIZES = {
     # patients (CAMUS; EchoNet videos = 2x), image rows range, half-sequence frames range
@@ -33,6 +43,27 @@ SIZES = {
 DEPTH_MM = 160.0
 HALF_ANGLE = math.radians(38.0)
 QUALITY_NOISE = {"Good": 0.04, "Medium": 0.08, "Poor": 0.14}
+# the top-level entries each layout writes into its folder (what ``synth`` refuses to overwrite)
+DATASET_ENTRIES = {
+    "camus": ("database_nifti", "database_split"),
+    "camus-mhd": ("training", "testing"),
+    "echonet": ("Videos", "FileList.csv", "VolumeTracings.csv"),
+}
+
+
+def existing_dataset(out: str | Path, layout: str) -> list[Path]:
+    """The entries of a ``layout`` dataset (`DATASET_ENTRIES`) that already exist in folder ``out``."""
+    return [Path(out) / name for name in DATASET_ENTRIES[layout] if (Path(out) / name).exists()]
+
+
+def remove_dataset(out: str | Path, layout: str) -> None:
+    """Remove the entries of a ``layout`` dataset from ``out`` (``synth --overwrite``), so that no file of the old
+    dataset (a larger size, another seed) mixes with the new one."""
+    for path in existing_dataset(out, layout):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 @dataclass(frozen=True)

@@ -101,14 +101,21 @@ def build_backbone(cfg: dict, input_size: Sequence[int]) -> nn.Module:
     elif kind == "conv":
         backbone = ConvBackbone(**cfg)
     else:
-        raise ValueError(f"unknown backbone type {kind!r}; expected 'vit' or 'conv'")
+        raise DataError(f"unknown backbone type {kind!r}; expected 'vit' or 'conv'")
     if weights:
+        from diffusekit.core.checkpoint import describe_mismatch, load_checkpoint_file
+
         path = Path(weights).expanduser()
         if not path.is_file():
             raise DataError("backbone weights not found", path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
+        state = load_checkpoint_file(path)  # weights_only=True; a corrupt or pickled file is a DataError
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise DataError("backbone weights must be a state dict (names -> tensors)", path)
         state = {k.removeprefix("backbone."): v for k, v in state.items()}
+        mismatch = describe_mismatch(state, backbone.state_dict(), strict=False)
+        if mismatch:
+            raise DataError(f"backbone weights do not fit the {kind} backbone: {mismatch}", path)
         missing, unexpected = backbone.load_state_dict(state, strict=False)
         if missing:
             raise DataError(f"backbone weights lack {len(missing)} tensors, e.g. {missing[0]!r}", path)

@@ -8,6 +8,8 @@ needs the pose extra (OpenCV, shapely) is imported inside the command functions.
 from __future__ import annotations
 
 import argparse
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from diffusekit.core.cli import Domain
@@ -21,6 +23,7 @@ from diffusekit.core.commands import (
     add_train_args,
     config_from_args,
 )
+from diffusekit.core.errors import DataError
 
 PACKAGE = "diffusekit.pose"
 METHODS = {"diffpose": "diffpose_posetrack18", "ddhpose": "ddhpose_h36m"}  # method -> its default config
@@ -49,7 +52,34 @@ def add_synth_command(sub, func, help: str, description: str, size_help: str = "
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--size", choices=("small", "medium"), default="small", help=size_help)
     add_seed_arg(synth)
+    synth.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files of a dataset of the same layout already in --out (default: refuse to touch them)",
+    )
     return synth
+
+
+def synth_target(args: argparse.Namespace, patterns: Sequence[str]) -> Path:
+    """``--out`` for a synth command whose dataset consists of the entries matching ``patterns``: a DataError when
+    it is a file, or holds such entries already (unless ``--overwrite``, which removes them first, so that no file
+    of an older dataset mixes with the new one)."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise DataError("output folder names an existing file", out)
+    found = sorted({path for pattern in patterns for path in out.glob(pattern)}) if out.is_dir() else []
+    if found and not args.overwrite:
+        raise DataError(
+            f"already holds a dataset of this layout ({found[0].name} exists); choose an empty folder or pass "
+            "--overwrite",
+            out,
+        )
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return out
 
 
 def add_run_command(sub, name: str, method: str, func, help: str, description: str, data_help: str):

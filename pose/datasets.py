@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from diffusekit.core.errors import DataError
 from diffusekit.pose.codec import HeatmapCodec, box_to_center_size, crop_matrix, transform_points, warp
+from diffusekit.pose.media import image_file_problem, read_image
 from diffusekit.pose.posetrack import FLIP_PAIRS, PoseVideo, read_detections, read_split
 
 __all__ = [
@@ -48,13 +49,8 @@ class ClipItem:
 
 
 def read_frame(path: Path) -> np.ndarray:
-    """An RGB uint8 frame, or a `DataError` naming the file."""
-    if not path.is_file():
-        raise DataError("frame missing on disk", path)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError("not a readable image", path)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """An RGB uint8 frame, or a `DataError` naming the file (missing, unreadable, truncated, not an image)."""
+    return cv2.cvtColor(read_image(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def _gt_box(keypoints: np.ndarray, annotated: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
@@ -119,6 +115,20 @@ class ClipCrops(Dataset):
         self.padding = float(padding)
         self._cache: OrderedDict[Path, np.ndarray] = OrderedDict()
         self._cache_size = int(cache_frames)
+        self.check_frames()
+
+    def check_frames(self) -> None:
+        """DataError for the first frame file the items need that is missing, unreadable or cut short, found from
+        each file's first and last bytes before any crop is made (so that a run fails before it starts)."""
+        seen: set[Path] = set()
+        for item in self.items:
+            for offset in self.frame_offsets:
+                path = self.frame_path(item, offset)
+                if path not in seen:
+                    seen.add(path)
+                    problem = image_file_problem(path)
+                    if problem:
+                        raise DataError(problem, path)
 
     def __len__(self) -> int:
         return len(self.items)

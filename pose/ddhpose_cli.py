@@ -30,7 +30,8 @@ def _pickle_arg(parser: argparse.ArgumentParser) -> None:
 def cmd_synth(args: argparse.Namespace) -> int:
     from diffusekit.pose.synthetic3d import write_synthetic
 
-    root = write_synthetic(args.out, args.dataset, args.size, args.seed)
+    patterns = ("data_*_3dhp_ori*.npz",) if args.dataset == "3dhp" else ("data_3d_h36m*.npz", "data_2d_h36m_*.npz")
+    root = write_synthetic(shared.synth_target(args, patterns), args.dataset, args.size, args.seed)
     layout = "MPI-INF-3DHP (D3DP npz)" if args.dataset == "3dhp" else "Human3.6M (VideoPose3D npz; 2D: gt and det)"
     print(f"{layout} written, with the pickle-free *.flat.npz copies the loaders read: {root}")
     return 0

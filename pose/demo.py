@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,6 +100,7 @@ def run_diffpose_demo(
     settings = inference_settings(cfg, steps=DIFFPOSE_DEMO["steps"][quick], samples=1)
     with _one_thread():
         data = write_posetrack(out_dir / "posetrack", "small", seed=0)
+        shutil.rmtree(out_dir / "work_dir", ignore_errors=True)  # the demo's own earlier run: reruns start anew
         start = time.perf_counter()
         weights = train_pose(cfg, data, out_dir / "work_dir", seed=0, progress=progress)
         train_seconds = time.perf_counter() - start
@@ -150,6 +152,7 @@ def run_ddhpose_demo(
     settings = lifting_settings(cfg, DDHPOSE_DEMO["hypotheses"], DDHPOSE_DEMO["steps"][quick])
     with _one_thread():
         data = write_synthetic(out_dir / "h36m", "h36m", "small", seed=0)
+        shutil.rmtree(out_dir / "work_dir", ignore_errors=True)  # the demo's own earlier run: reruns start anew
         start = time.perf_counter()
         weights = train_pose(cfg, data, out_dir / "work_dir", seed=0, progress=progress)
         train_seconds = time.perf_counter() - start

@@ -31,7 +31,8 @@ def person_box(text: str) -> tuple[float, ...]:
 def cmd_synth(args: argparse.Namespace) -> int:
     from diffusekit.pose.synthetic import write_posetrack
 
-    print(f"PoseTrack18 layout (train + val): {write_posetrack(args.out, args.size, args.seed)}")
+    out = shared.synth_target(args, ("annotations", "images"))
+    print(f"PoseTrack18 layout (train + val): {write_posetrack(out, args.size, args.seed)}")
     return 0
 
 

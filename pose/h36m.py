@@ -176,7 +176,7 @@ def _camera_indices(cameras: Iterable[int | str] | None) -> list[int]:
         elif isinstance(cam, (int, np.integer)) and 0 <= int(cam) < len(CAMERA_IDS):
             indices.append(int(cam))
         else:
-            raise ValueError(f"unknown camera {cam!r}: give an index 0-3 or one of {', '.join(CAMERA_IDS)}")
+            raise DataError(f"unknown camera {cam!r}: give an index 0-3 or one of {', '.join(CAMERA_IDS)}")
     return indices
 
 
@@ -245,5 +245,5 @@ def load_split(
     """The standard Human3.6M split: ``train`` = S1, S5, S6, S7, S8; ``test`` = S9, S11."""
     subjects = {"train": H36M_TRAIN_SUBJECTS, "test": H36M_TEST_SUBJECTS}.get(split)
     if subjects is None:
-        raise ValueError(f"unknown split {split!r}: 'train' or 'test'")
+        raise DataError(f"unknown split {split!r}: 'train' or 'test'", root)
     return load_h36m(root, source, subjects=subjects, **kwargs)

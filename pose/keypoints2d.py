@@ -20,7 +20,6 @@ sequence is an error.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from diffusekit.pose.camera import CAMERA_IDS, H36M_SUBJECTS, h36m_camera
 from diffusekit.pose.h36m import positions_2d_from_tree
 from diffusekit.pose.npz_tree import read_npz
 from diffusekit.pose.posetrack import KEYPOINTS as POSETRACK_KEYPOINTS
-from diffusekit.pose.posetrack import video_from_json
+from diffusekit.pose.posetrack import MAX_PIXELS, json_integer, json_numbers, read_json, video_from_json
 from diffusekit.pose.skeleton import H36M_JOINTS
 
 __all__ = [
@@ -166,17 +165,19 @@ def _track_sequence(
 
 
 def _image_size(path: Path, file_name: str) -> tuple[int, int] | None:
-    """(width, height) of a frame found next to the JSON file or under one of its parent folders."""
+    """(width, height) of a frame found next to the JSON file or under one of its parent folders (None when there
+    is none, or it cannot be decoded: the given width and height are used then)."""
     try:
-        import cv2
-    except ImportError:
+        from diffusekit.pose.media import image_size
+    except ImportError:  # no OpenCV
         return None
     for folder in path.parents:
         candidate = folder / file_name
         if candidate.is_file():
-            image = cv2.imread(str(candidate), cv2.IMREAD_UNCHANGED)
-            if image is not None:
-                return int(image.shape[1]), int(image.shape[0])
+            try:
+                return image_size(candidate)
+            except DataError:
+                return None
     return None
 
 
@@ -219,17 +220,21 @@ def _read_coco(data: dict, path: Path, width: int | None, height: int | None) ->
     order: dict[int, int] = {}
     for image in images:
         if not isinstance(image, dict) or "id" not in image:
-            raise DataError(f"an image entry lacks 'id': {str(image)[:120]}", path)
-        order[int(image["id"])] = len(order)
+            raise DataError(f"an entry of 'images' lacks 'id': {str(image)[:120]}", path)
+        order[json_integer(image["id"], "an image's 'id'", path)] = len(order)
+        for key in ("width", "height"):
+            if key in image:
+                json_integer(image[key], f"image {image['id']}: {key}", path, minimum=1)
     has_tracks = any("track_id" in a for a in annotations if isinstance(a, dict))
     tracks: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
     for ann in annotations:
         if not isinstance(ann, dict) or ann.get("image_id") not in order:
             raise DataError(f"annotation {str(ann)[:80]} refers to no image in 'images'", path)
-        keypoints = np.asarray(ann.get("keypoints", []), dtype=np.float64)
-        if keypoints.size != 51 or not np.isfinite(keypoints).all():
-            raise DataError(f"annotation {ann.get('id')}: 'keypoints' must be 51 finite numbers (17 x (x, y, v))", path)
-        track_id = int(ann.get("track_id", 0))
+        what = f"annotation {ann.get('id')}"
+        keypoints = json_numbers(ann.get("keypoints", []), f"{what}: keypoints", path)
+        if keypoints.size != 51:
+            raise DataError(f"{what}: 'keypoints' must be 51 finite numbers (17 x (x, y, v))", path)
+        track_id = json_integer(ann.get("track_id", 0), f"{what}: track_id", path)
         index = order[ann["image_id"]]
         track = tracks.setdefault(track_id, {})
         if index in track:
@@ -253,11 +258,15 @@ def _read_coco(data: dict, path: Path, width: int | None, height: int | None) ->
 def _is_posetrack(data: dict) -> bool:
     if "annolist" in data:
         return True
-    names = ((data.get("categories") or [{}])[0] or {}).get("keypoints")
-    if names:
+    categories = data.get("categories")
+    first = categories[0] if isinstance(categories, list) and categories else None
+    names = first.get("keypoints") if isinstance(first, dict) else None
+    if isinstance(names, (list, tuple)) and names:
         return "head_top" in names
-    images = data.get("images") or []
-    return any(isinstance(i, dict) and ({"vid_id", "frame_id", "nframes"} & set(i)) for i in images)
+    images = data.get("images")
+    return isinstance(images, list) and any(
+        isinstance(i, dict) and ({"vid_id", "frame_id", "nframes"} & set(i)) for i in images
+    )
 
 
 def _scalar(tree: dict[str, Any], key: str, fallback: int | None, path: Path) -> int | None:
@@ -265,7 +274,7 @@ def _scalar(tree: dict[str, Any], key: str, fallback: int | None, path: Path) ->
         return fallback
     value = np.asarray(tree[key])
     if value.size != 1 or value.dtype.kind not in "iuf" or not np.isfinite(value).all() or value.item() <= 0:
-        raise DataError(f"key {key!r} must be one positive number, got {value!r}", path)
+        raise DataError(f"key {key!r} must be one positive number, got {value.tolist()!r}", path)
     return int(value.item())
 
 
@@ -294,6 +303,9 @@ def _read_npz(path: Path, width: int | None, height: int | None) -> list[Keypoin
         raise DataError(f"key 'keypoints': expected (N, 17, 2) or (N, 17, 3) numbers, got {shape}", path)
     if not np.isfinite(points).all():
         raise DataError("key 'keypoints': contains NaN or inf", path)
+    if np.abs(points[..., :2]).max(initial=0) > MAX_PIXELS:
+        peak = float(np.abs(points[..., :2]).max())
+        raise DataError(f"key 'keypoints': a value of {peak:.3g} is beyond +-{MAX_PIXELS:.0e} pixels", path)
     size = _size(None, _scalar(tree, "width", width, path), _scalar(tree, "height", height, path), path, "no keys")
     return [Keypoints2D(path.stem, points[..., :2].astype(np.float32), *size)]
 
@@ -311,12 +323,12 @@ def read_keypoints_2d(path: str | Path, width: int | None = None, height: int | 
         return _read_npz(path, width, height)
     if path.suffix.lower() != ".json":
         raise DataError("unsupported keypoints file: expected .npz or .json (PoseTrack / COCO)", path)
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"not valid JSON ({err})", path) from None
+    data = read_json(path)
     if not isinstance(data, dict) or not ({"images", "annotations"} <= set(data) or "annolist" in data):
         raise DataError("expected a COCO / PoseTrack object with 'images' and 'annotations'", path)
+    categories = data.get("categories", [])
+    if not isinstance(categories, list) or not all(isinstance(c, dict) for c in categories):
+        raise DataError(f"'categories' must be a list of objects, got {str(categories)[:60]}", path)
     reader = _read_posetrack if _is_posetrack(data) else _read_coco
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TrackSkipped)

@@ -16,6 +16,7 @@ import torch
 from mmengine.registry import DATASETS
 from torch.utils.data import Dataset
 
+from diffusekit.core.errors import DataError
 from diffusekit.pose.camera import normalize_screen_coordinates
 from diffusekit.pose.h36m import LiftingSequence
 
@@ -59,7 +60,7 @@ def joint_layout(dataset: str) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
         return 0, skeleton.H36M_FLIP_LEFT, skeleton.H36M_FLIP_RIGHT
     if dataset == "3dhp":
         return skeleton.MPI3DHP_PARENTS.index(-1), skeleton.MPI3DHP_FLIP_LEFT, skeleton.MPI3DHP_FLIP_RIGHT
-    raise ValueError(f"unknown dataset {dataset!r}; expected h36m or 3dhp")
+    raise DataError(f"unknown dataset {dataset!r}; expected h36m or 3dhp")
 
 
 def load_sequences(
@@ -71,7 +72,17 @@ def load_sequences(
     subjects: Sequence[str] | None = None,
 ) -> list[LiftingSequence]:
     """The sequences of a split: Human3.6M train (S1, S5-S8) / test (S9, S11) or the given ``subjects``, or
-    MPI-INF-3DHP train / test."""
+    MPI-INF-3DHP train / test (read once inside `readfirst.read_first`)."""
+    from pathlib import Path
+
+    from diffusekit.pose.readfirst import remembered
+
+    key = ("lifting", str(Path(data_root).absolute()), split, dataset, source, bool(allow_pickle),
+           tuple(subjects or ()))  # fmt: skip
+    return remembered(key, lambda: _read_sequences(data_root, split, dataset, source, allow_pickle, subjects))
+
+
+def _read_sequences(data_root, split, dataset, source, allow_pickle, subjects) -> list[LiftingSequence]:
     if dataset == "h36m":
         from diffusekit.pose.h36m import load_h36m, load_split
 
@@ -82,7 +93,7 @@ def load_sequences(
         from diffusekit.pose.mpi3dhp import load_3dhp
 
         return load_3dhp(data_root, split, allow_pickle=allow_pickle)
-    raise ValueError(f"unknown dataset {dataset!r}; expected h36m or 3dhp")
+    raise DataError(f"unknown dataset {dataset!r}; expected h36m or 3dhp")
 
 
 @DATASETS.register_module()
@@ -122,7 +133,7 @@ class LiftingClips(Dataset):
         self.inputs = [normalized_2d(s) for s in sequences]
         self.targets = [root_relative(s.pose_3d, root) for s in sequences if s.pose_3d is not None]
         if len(self.targets) != len(sequences):
-            raise ValueError(f"{data_root}: the {split} split has sequences without 3D poses")
+            raise DataError(f"the {split} split has sequences without 3D poses", data_root)
         stride = max(1, int(stride or self.frames // 3))
         self.index = [
             (i, start, keep)

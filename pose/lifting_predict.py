@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from diffusekit.core.errors import DataError
 from diffusekit.core.progress import ProgressLine
 from diffusekit.pose.h36m import LiftingSequence
 from diffusekit.pose.lifting_eval import lifting_figure, predict_sequence
@@ -17,6 +18,11 @@ from diffusekit.pose.lifting_eval import lifting_figure, predict_sequence
 __all__ = ["lift_keypoints_file"]
 
 logger = logging.getLogger(__name__)
+
+
+def _stem(name: str, input_path: str | Path) -> str:
+    """The output file stem of a sequence: its name with spaces and slashes replaced."""
+    return name.replace(" ", "_").replace("/", "_") or Path(input_path).stem
 
 
 def lift_keypoints_file(
@@ -46,6 +52,12 @@ def lift_keypoints_file(
         inputs = read_keypoints_2d(input_path, width=width, height=height)
     for warning in caught:
         logger.warning("%s", warning.message)
+    stems = [_stem(keypoints.name, input_path) for keypoints in inputs]
+    source = Path(input_path).resolve()
+    for stem in stems:
+        for suffix in (".npz", ".png"):
+            if (out / f"{stem}{suffix}").resolve() == source:
+                raise DataError(f"predict would overwrite its input {source.name} here; choose another --out", out)
     generator = torch.Generator().manual_seed(seed)
     line = ProgressLine(enabled=progress)
     written = []
@@ -55,7 +67,7 @@ def lift_keypoints_file(
             keypoints.name, "", keypoints.keypoints, None, None, keypoints.width, keypoints.height
         )
         hyps = predict_sequence(model, sequence, hypotheses, steps, flip, batch_size, generator)
-        stem = sequence.name.replace(" ", "_").replace("/", "_") or Path(input_path).stem
+        stem = stems[n]
         arrays = dict(pose_3d=hyps.mean(0), hypotheses=hyps, keypoints_2d=sequence.keypoints_2d)
         np.savez_compressed(out / f"{stem}.npz", **arrays, width=sequence.width, height=sequence.height)
         figure = lifting_figure(out / f"{stem}.png", sequence, hyps, dataset, f"{stem}: H={hypotheses}, K={steps}")

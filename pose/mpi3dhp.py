@@ -58,7 +58,7 @@ def convert_3dhp(src: str | Path, dst: str | Path | None = None) -> Path:
 def mpi3dhp_file(root: str | Path, split: str = "test") -> Path:
     """``data_<split>_3dhp_ori.flat.npz`` in ``root`` when present, else the published ``.npz``."""
     if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}: 'train' or 'test'")
+        raise DataError(f"unknown split {split!r}: 'train' or 'test'", root)
     root = Path(root)
     if not root.is_dir():
         raise DataError("MPI-INF-3DHP data folder not found", root)

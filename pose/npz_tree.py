@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 FLAT_FORMAT = "diffusekit-flat-npz/1"
+MAX_COORDINATE = 1e6  # |value| bound of positions (metres, millimetres or pixels): larger is a broken file
 _CONVERT_HINT = (
     "run `diffusekit pose ddhpose convert {path}` once to write a pickle-free copy, or pass --allow-pickle "
     "(allow_pickle=True in Python; unpickling can execute arbitrary code: only for files you trust)"
@@ -81,8 +82,14 @@ def _flatten(value: Any, key: str, out: dict[str, np.ndarray], json_keys: list[s
 def _open_zip(path: Path, allow_pickle: bool):
     if not path.is_file():
         raise DataError("file not found", path)
-    if not zipfile.is_zipfile(path):
-        raise DataError("not an .npz file (not a zip archive)", path)
+    try:
+        with open(path, "rb"):  # zipfile.is_zipfile reports an unreadable file as "not a zip file"
+            pass
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as err:
+        raise DataError(f"cannot read the file ({err.strerror or err})", path) from None
+    if not is_zip:
+        raise DataError("not an .npz file (not a zip archive, or truncated)", path)
     try:
         return np.load(path, allow_pickle=allow_pickle)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
@@ -120,6 +127,8 @@ def read_npz(path: str | Path, allow_pickle: bool = False) -> dict[str, Any]:
                 raise DataError(f"key {name!r} is unreadable ({err})", path) from None
             except Exception as err:  # unpickling failures raise anything
                 raise DataError(f"key {name!r} is unreadable ({type(err).__name__}: {err})", path) from None
+            if not isinstance(value, np.ndarray):  # numpy hands back the raw bytes of a member that is no .npy
+                raise DataError(f"key {name!r} is not a numpy array (a {len(value)}-byte file of another kind)", path)
             if value.dtype == object:
                 value = value.item() if value.ndim == 0 else list(value)
             elif name in json_keys:
@@ -191,12 +200,16 @@ def tree_mapping(node: Any, key: str, path: Path) -> Any:
 def numeric_array(value: Any, key: str, path: Path, joints: Sequence[int], dims: Sequence[int]) -> np.ndarray:
     """A finite float array (N, J, D) with J in ``joints`` and D in ``dims``."""
     if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
-        raise DataError(f"key {key!r}: expected a numeric array, got {type(value).__name__}", path)
+        found = f"an array of {value.dtype}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+        raise DataError(f"key {key!r}: expected a numeric array, got {found}", path)
     if value.ndim != 3 or value.shape[1] not in joints or value.shape[2] not in dims:
         want = " or ".join(f"(N, {j}, {'|'.join(map(str, dims))})" for j in joints)
         raise DataError(f"key {key!r}: expected shape {want}, got {value.shape}", path)
     if not np.isfinite(value).all():
         raise DataError(f"key {key!r}: contains NaN or inf", path)
+    peak = float(np.abs(value).max(initial=0))
+    if peak > MAX_COORDINATE:
+        raise DataError(f"key {key!r}: a value of {peak:.3g} is beyond +-{MAX_COORDINATE:.0e} (a broken file)", path)
     return value
 
 

@@ -12,6 +12,7 @@ converted to the same structures by the rules of poseval's ``convert.py``.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusekit.core.errors import DataError
+from diffusekit.pose.readfirst import remembered
 
 __all__ = [
     "FLIP_PAIRS",
@@ -30,7 +32,10 @@ __all__ = [
     "PoseFrame",
     "PoseVideo",
     "convert_posetrack17",
+    "json_integer",
+    "json_numbers",
     "read_detections",
+    "read_json",
     "read_split",
     "read_video",
     "video_from_json",
@@ -67,6 +72,7 @@ SKELETON = (
 # poseval's 15 joint ids (0 r_ankle ... 12 neck = head_bottom, 13 nose, 14 head_top) -> index in KEYPOINTS
 POSEVAL_JOINTS = (16, 14, 12, 11, 13, 15, 10, 8, 6, 5, 7, 9, 1, 0, 2)
 _DATASET_CODE = {"mpii": 1, "bonn": 2, "mpiinew": 3}  # the T of frame ids TSSSSSSFFFF
+MAX_PIXELS = 1e6  # a coordinate beyond +-1e6 pixels is a broken file, not a position in a frame
 
 
 @dataclass
@@ -129,29 +135,81 @@ class PoseVideo:
         return str(Path(frame.file_name).with_name(new_stem + Path(frame.file_name).suffix).as_posix())
 
 
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def json_integer(value, what: str, path: Path | None, minimum: int | None = None) -> int:
+    """``value`` as an int: a JSON integer (or an integral float), at least ``minimum``; else a DataError."""
+    if not _is_number(value) or not math.isfinite(value) or value != int(value):
+        raise DataError(f"{what} must be an integer, got {_short(value)}", path)
+    if minimum is not None and value < minimum:
+        raise DataError(f"{what} must be at least {minimum}, got {_short(value)}", path)
+    return int(value)
+
+
+def _number(value, what: str, path: Path | None) -> float:
+    if not _is_number(value) or not math.isfinite(value):
+        raise DataError(f"{what} must be a finite number, got {_short(value)}", path)
+    return float(value)
+
+
+def json_numbers(value, what: str, path: Path | None, limit: float = MAX_PIXELS) -> np.ndarray:
+    """A JSON list of finite numbers within +-``limit`` as float64; anything else is a DataError naming ``what``."""
+    if not isinstance(value, list) or not all(_is_number(v) for v in value):
+        raise DataError(f"{what} must be a list of numbers, got {_short(value)}", path)
+    array = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(array).all():
+        raise DataError(f"{what} contain NaN or inf", path)
+    if array.size and np.abs(array).max() > limit:
+        raise DataError(f"{what}: a value of {np.abs(array).max():.3g} is beyond +-{limit:.0e} pixels", path)
+    return array
+
+
+def _mapping(value, what: str, path: Path | None) -> dict:
+    if not isinstance(value, dict):
+        raise DataError(f"{what} must be a JSON object, got {_short(value)}", path)
+    return value
+
+
+def _listed(value, what: str, path: Path | None) -> list:
+    if not isinstance(value, list):
+        raise DataError(f"{what!r} must be a JSON list, got {_short(value)}", path)
+    return value
+
+
 def _box(value, path: Path, what: str) -> np.ndarray | None:
     if value is None or (isinstance(value, list) and not value):
         return None
-    box = np.asarray(value, dtype=np.float64).reshape(-1)
-    if box.shape != (4,) or not np.isfinite(box).all():
-        raise DataError(f"{what} must be 4 finite numbers [x, y, w, h], got {value!r}", path)
+    box = json_numbers(value, what, path)
+    if box.shape != (4,):
+        raise DataError(f"{what} must be 4 finite numbers [x, y, w, h], got {_short(value)}", path)
+    if box[2] < 0 or box[3] < 0:
+        raise DataError(f"{what} {_short(value)} has a negative width or height", path)
     return box
 
 
 def _regions(image: dict, path: Path) -> list[np.ndarray]:
     xs, ys = image.get("ignore_regions_x") or [], image.get("ignore_regions_y") or []
-    if len(xs) != len(ys):
-        raise DataError(f"image {image.get('id')}: ignore_regions_x and _y differ in length", path)
+    if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
+        raise DataError(f"image {image.get('id')}: ignore_regions_x and _y must be lists of equal length", path)
     polygons = []
     for x, y in zip(xs, ys):
+        x = json_numbers(x, f"image {image.get('id')}: ignore_regions_x", path)
+        y = json_numbers(y, f"image {image.get('id')}: ignore_regions_y", path)
         if len(x) != len(y):
             raise DataError(f"image {image.get('id')}: an ignore region has {len(x)} x but {len(y)} y", path)
-        polygons.append(np.stack([np.asarray(x, float), np.asarray(y, float)], axis=1).reshape(-1, 2))
+        polygons.append(np.stack([x, y], axis=1).reshape(-1, 2))
     return polygons
 
 
 def _person(ann: dict, num_keypoints: int, path: Path) -> PosePerson:
-    keypoints = np.asarray(ann.get("keypoints", []), dtype=np.float64)
+    keypoints = json_numbers(ann.get("keypoints", []), f"annotation {ann.get('id')}: keypoints", path)
     if keypoints.size != 3 * num_keypoints:
         raise DataError(
             f"annotation {ann.get('id')}: {keypoints.size} keypoint values, expected {3 * num_keypoints} "
@@ -159,20 +217,18 @@ def _person(ann: dict, num_keypoints: int, path: Path) -> PosePerson:
             path,
         )
     keypoints = keypoints.reshape(num_keypoints, 3)
-    if not np.isfinite(keypoints).all():
-        raise DataError(f"annotation {ann.get('id')}: keypoints contain NaN or inf", path)
     scores = ann.get("scores")
-    scores = np.asarray(scores, dtype=np.float64) if scores else None
+    scores = json_numbers(scores, f"annotation {ann.get('id')}: scores", path) if scores else None
     if scores is not None and scores.shape != (num_keypoints,):
         raise DataError(f"annotation {ann.get('id')}: {scores.size} joint scores for {num_keypoints} joints", path)
     score = ann.get("score")
     return PosePerson(
         keypoints,
-        int(ann.get("track_id", 0)),
-        _box(ann.get("bbox"), path, "bbox"),
-        _box(ann.get("bbox_head"), path, "bbox_head"),
+        json_integer(ann.get("track_id", 0), f"annotation {ann.get('id')}: track_id", path),
+        _box(ann.get("bbox"), path, f"annotation {ann.get('id')}: bbox"),
+        _box(ann.get("bbox_head"), path, f"annotation {ann.get('id')}: bbox_head"),
         scores,
-        None if score is None else float(score),
+        None if score is None else _number(score, f"annotation {ann.get('id')}: score", path),
     )
 
 
@@ -181,30 +237,59 @@ def video_from_json(data: dict, path: Path) -> PoseVideo:
     if not isinstance(data, dict):
         raise DataError("not a PoseTrack file: the top level is not a JSON object", path)
     if "annolist" in data:
-        data = convert_posetrack17(data, path)
+        try:
+            data = convert_posetrack17(data, path)
+        except DataError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise DataError(f"not a valid PoseTrack17 file ({type(err).__name__}: {err})", path) from None
     if "images" not in data or "annotations" not in data:
         raise DataError("not a PoseTrack file: expected 'images' and 'annotations' (or a PoseTrack17 'annolist')", path)
-    categories = data.get("categories") or [{"keypoints": KEYPOINTS}]
-    names = tuple(categories[0].get("keypoints", KEYPOINTS))
-    if names != KEYPOINTS:
-        raise DataError(f"keypoint names {names} are not PoseTrack18's {KEYPOINTS}", path)
+    images = _listed(data["images"], "images", path)
+    annotations = _listed(data["annotations"], "annotations", path)
+    categories = _listed(data.get("categories") or [{"keypoints": KEYPOINTS}], "categories", path)
+    names = _mapping(categories[0], "categories[0]", path).get("keypoints", KEYPOINTS)
+    if not isinstance(names, (list, tuple)) or tuple(names) != KEYPOINTS:
+        raise DataError(f"keypoint names {_short(names)} are not PoseTrack18's {KEYPOINTS}", path)
     frames, by_id = [], {}
-    for image in data["images"]:
-        if "file_name" not in image or ("id" not in image and "frame_id" not in image):
-            raise DataError(f"an image entry lacks 'file_name' or 'id': {str(image)[:120]}", path)
-        image_id = int(image.get("id", image.get("frame_id")))
-        labeled = bool(image.get("is_labeled", False))
-        frame = PoseFrame(image_id, str(image["file_name"]), labeled, _regions(image, path))
+    for image in images:
+        if not isinstance(image, dict) or "file_name" not in image or ("id" not in image and "frame_id" not in image):
+            raise DataError(f"an entry of 'images' lacks 'file_name' or 'id': {_short(image)}", path)
+        image_id = json_integer(image.get("id", image.get("frame_id")), "an image's 'id'", path)
+        if not isinstance(image["file_name"], str):
+            raise DataError(f"image {image_id}: file_name must be a string, got {_short(image['file_name'])}", path)
+        labeled = image.get("is_labeled", False)
+        if labeled not in (True, False, 0, 1):
+            raise DataError(f"image {image_id}: is_labeled must be true or false, got {_short(labeled)}", path)
+        frame = PoseFrame(image_id, image["file_name"], bool(labeled), _regions(image, path))
         frames.append(frame)
         by_id[image_id] = frame
-    for ann in data["annotations"]:
+    for ann in annotations:
+        _mapping(ann, "an entry of 'annotations'", path)
         if ann.get("image_id") not in by_id:
             raise DataError(f"annotation {ann.get('id')} refers to image {ann.get('image_id')}, not in 'images'", path)
         by_id[ann["image_id"]].people.append(_person(ann, len(KEYPOINTS), path))
-    first = data["images"][0] if data["images"] else {}
-    nframes = int(first.get("nframes", len(frames)))
+    first = images[0] if images else {}
+    nframes = json_integer(first.get("nframes", len(frames)), "'nframes'", path, minimum=1 if frames else 0)
     name = Path(path).stem if path is not None else str(first.get("vid_id", "video"))
     return PoseVideo(name, path, nframes, frames, str(first.get("vid_id", "")))
+
+
+def read_json(path: str | Path):
+    """A UTF-8 JSON file; unreadable, non-UTF-8 and invalid files are a DataError naming the file and where."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise DataError(f"cannot read the file ({err.strerror or err})", path) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})", path) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"not valid JSON ({err})", path) from None
+    except RecursionError:
+        raise DataError("not valid JSON (nested too deeply)", path) from None
 
 
 def read_video(path: str | Path) -> PoseVideo:
@@ -212,11 +297,7 @@ def read_video(path: str | Path) -> PoseVideo:
     path = Path(path)
     if not path.is_file():
         raise DataError("PoseTrack annotation file not found", path)
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"not valid JSON ({err})", path) from None
-    return video_from_json(data, path)
+    return video_from_json(read_json(path), path)
 
 
 def read_split(root: str | Path, split: str = "val") -> list[PoseVideo]:
@@ -227,7 +308,8 @@ def read_split(root: str | Path, split: str = "val") -> list[PoseVideo]:
     files = sorted(folder.glob("*.json"))
     if not files:
         raise DataError("no per-video JSON files", folder)
-    return [read_video(f) for f in files]
+    key = ("posetrack", tuple(str(f.absolute()) for f in files))
+    return remembered(key, lambda: [read_video(f) for f in files])
 
 
 def read_detections(path: str | Path, min_score: float = 0.0) -> dict[int, list[tuple[np.ndarray, float]]]:
@@ -235,21 +317,22 @@ def read_detections(path: str | Path, min_score: float = 0.0) -> dict[int, list[
     path = Path(path)
     if not path.is_file():
         raise DataError("detections file not found", path)
-    try:
-        items = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"not valid JSON ({err})", path) from None
+    items = read_json(path)
     if not isinstance(items, list):
         raise DataError("a detections file is a JSON list of {image_id, bbox, score}", path)
     boxes: dict[int, list[tuple[np.ndarray, float]]] = {}
-    for item in items:
+    for number, item in enumerate(items):
         if not isinstance(item, dict) or "image_id" not in item or "bbox" not in item:
-            raise DataError(f"a detection lacks 'image_id' or 'bbox': {str(item)[:120]}", path)
-        if item.get("category_id", 1) != 1 or float(item.get("score", 1.0)) < min_score:
+            raise DataError(f"a detection lacks 'image_id' or 'bbox': {_short(item)}", path)
+        what = f"detection {number}"
+        image_id = json_integer(item["image_id"], f"{what}: image_id", path)
+        box = _box(item["bbox"], path, f"{what}: bbox")
+        score = _number(item.get("score", 1.0), f"{what}: score", path)
+        if item.get("category_id", 1) != 1 or score < min_score:
             continue
-        boxes.setdefault(int(item["image_id"]), []).append(
-            (_box(item["bbox"], path, "bbox"), float(item.get("score", 1.0)))
-        )
+        if box is None:
+            raise DataError(f"{what}: bbox must be 4 finite numbers [x, y, w, h], got []", path)
+        boxes.setdefault(image_id, []).append((box, score))
     return boxes
 
 

@@ -5,6 +5,7 @@ from 0), one fixed ``x,y,w,h`` box, or the whole frame."""
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from diffusekit.core.progress import ProgressLine
 from diffusekit.pose.codec import HeatmapCodec
 from diffusekit.pose.datasets import ClipCrops, ClipItem
 from diffusekit.pose.inference import InferenceSettings, predict_people
+from diffusekit.pose.media import count_video_frames, native_stderr_captured, read_image, read_video_frames
 from diffusekit.pose.posetrack import PoseFrame, PoseVideo, read_detections, write_video
 from diffusekit.pose.visualize import draw_people
 
@@ -30,26 +32,26 @@ VIDEO_CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
 
 
 def extract_frames(video: Path, out: Path, progress: bool = True) -> list[Path]:
-    """Decode ``video`` with OpenCV into ``out/000000.jpg ...``."""
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise DataError("OpenCV cannot open this video", video)
+    """Decode ``video`` with OpenCV into ``out/000000.jpg ...``. The video is checked whole first (a truncated or
+    unreadable one is a DataError before anything is written); files of a failed extraction are removed."""
+    total = count_video_frames(video)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or "?"
     line = ProgressLine(enabled=progress)
     files = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        path = out / f"{len(files):06d}.jpg"
-        cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        files.append(path)
-        line.update(f"extracting frames: {len(files)}/{total}")
-    capture.release()
+    try:
+        for frame in read_video_frames(video):
+            path = out / f"{len(files):06d}.jpg"
+            cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            files.append(path)
+            line.update(f"extracting frames: {len(files)}/{total}")
+    except DataError:
+        for path in files:
+            path.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     line.finish()
-    if not files:
-        raise DataError("OpenCV read no frames from this video", video)
     return files
 
 
@@ -57,21 +59,23 @@ def video_fps(path: Path) -> float:
     """The frame rate of a video file (``DEFAULT_FPS`` for a frame folder or when the file does not say)."""
     if path.is_dir():
         return DEFAULT_FPS
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
-    capture.release()
+    with native_stderr_captured():
+        capture = cv2.VideoCapture(str(path))
+        fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+        capture.release()
     return float(fps) if fps and np.isfinite(fps) and 0 < fps <= 240 else DEFAULT_FPS
 
 
 def _readable_frames(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.isOpened():
-        ok, _ = capture.read()
-        if not ok:
-            break
-        count += 1
-    capture.release()
+    with native_stderr_captured():
+        capture = cv2.VideoCapture(str(path))
+        count = 0
+        while capture.isOpened():
+            ok, _ = capture.read()
+            if not ok:
+                break
+            count += 1
+        capture.release()
     return count
 
 
@@ -110,10 +114,7 @@ def frame_files(path: Path, work: Path) -> list[Path]:
 def _boxes(
     files: Sequence[Path], detections: str | None, box: Sequence[float] | None, min_score: float
 ) -> list[list[tuple[np.ndarray, float]]]:
-    first = cv2.imread(str(files[0]))
-    if first is None:
-        raise DataError("not a readable image", files[0])
-    height, width = first.shape[:2]
+    height, width = read_image(files[0]).shape[:2]
     if detections:
         by_frame = read_detections(detections, min_score)
         boxes = [by_frame.get(i, []) for i in range(len(files))]
@@ -129,6 +130,14 @@ def _boxes(
             if b[2] <= 1 or b[3] <= 1 or b[0] >= width or b[1] >= height or b[0] + b[2] <= 0 or b[1] + b[3] <= 0:
                 raise DataError(f"frame {i}: box {b.round(1).tolist()} lies outside the {width}x{height} frame", source)
     return boxes
+
+
+def _refuse_overwriting_inputs(inputs: Sequence[Path], outputs: Sequence[Path]) -> None:
+    """DataError when one of ``outputs`` is one of the ``inputs`` (an --out that would overwrite what it reads)."""
+    existing = {path.resolve() for path in inputs if path.is_file()}
+    for path in outputs:
+        if path.resolve() in existing:
+            raise DataError(f"predict would overwrite its input {path.name} here; choose another --out", path.parent)
 
 
 def predict_input(
@@ -147,9 +156,12 @@ def predict_input(
     """Predict every frame of ``input_path``; write ``OUT/<name>.json`` (PoseTrack18), ``OUT/overlays/<name>/*.jpg``
     and the overlay video ``OUT/<name>.mp4`` (or ``.avi``). Returns the paths and counts."""
     input_path, out = Path(input_path), Path(out_dir)
-    files = frame_files(input_path, out / "frames")
-    boxes = _boxes(files, detections, box, min_score)
     name = input_path.stem if input_path.is_file() else input_path.name
+    outputs = [out / f"{name}{suffix}" for suffix in (".json", *(suffix for _, suffix in VIDEO_CODECS))]
+    _refuse_overwriting_inputs([input_path], outputs)
+    files = frame_files(input_path, out / "frames")
+    _refuse_overwriting_inputs(files, [out / "overlays" / name / f"{i:06d}.jpg" for i in range(len(files))])
+    boxes = _boxes(files, detections, box, min_score)
     root = files[0].parent
     frames = [PoseFrame(i, f.name, True) for i, f in enumerate(files)]
     video = PoseVideo(name, None, len(files), frames, name)
@@ -163,7 +175,7 @@ def predict_input(
     drawn = []
     for i, (file, frame_people) in enumerate(zip(files, people)):
         drawn.append(overlays / f"{i:06d}.jpg")
-        cv2.imwrite(str(drawn[-1]), draw_people(cv2.imread(str(file)), frame_people, settings.draw_threshold))
+        cv2.imwrite(str(drawn[-1]), draw_people(read_image(file), frame_people, settings.draw_threshold))
         line.update(f"drawing: {i + 1}/{len(files)} frames")
     line.finish()
     movie = write_video_file(out / name, drawn, video_fps(input_path))

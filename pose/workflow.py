@@ -145,8 +145,24 @@ def train_pose(
     """Train ``cfg`` on ``data`` through the engine (`train_on_data`'s ``resume``, ``launcher``, ``seed``,
     ``progress``); validation every ``train_cfg.val_interval`` iterations when the config has a ``val_dataloader``
     and ``validate``. Returns the final weights path."""
+    from mmengine.registry import DATASETS
+    from mmengine.utils import import_modules_from_strings
+
+    from diffusekit.pose.readfirst import read_first
+
     cfg = with_data_root(cfg, data, allow_pickle)
     if not validate:
         cfg = without_validation(cfg)
     logger.info("training %s on %s into %s", Path(str(cfg.filename)).stem, data, work_dir)
-    return train_on_data(cfg, data, work_dir, **kwargs)
+    backbone = cfg.model.get("backbone")
+    if isinstance(backbone, dict) and backbone.get("weights"):  # a bad weights file fails before the runner starts
+        from diffusekit.pose.backbones import build_backbone
+
+        build_backbone(backbone, cfg.model.get("input_size", (192, 256)))
+    with read_first():  # a bad file fails here, before the runner writes into the work dir
+        if cfg.get("custom_imports"):
+            import_modules_from_strings(**cfg.custom_imports)  # the modules that register the datasets
+        for key in ("train_dataloader", "val_dataloader"):
+            if cfg.get(key) and isinstance(cfg[key].get("dataset"), dict):
+                DATASETS.build(copy.deepcopy(cfg[key].dataset))
+        return train_on_data(cfg, data, work_dir, **kwargs)
