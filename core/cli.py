@@ -202,14 +202,21 @@ def main(argv: list[str] | None = None) -> int:
         apply_threads(getattr(args, "threads", None))
         return int(args.func(args) or 0)
     except DataError as error:
-        print(f"diffusekit: error: {error}", file=sys.stderr)
+        _error_line(str(error))
         return 2
     except OSError as error:  # an unreadable, missing or unwritable file that no reader turned into a DataError
-        print(f"diffusekit: error: {describe_os_error(error)}", file=sys.stderr)
+        _error_line(describe_os_error(error))
         return 2
     except KeyboardInterrupt:
         print("diffusekit: interrupted", file=sys.stderr)
         return 130
+
+
+def _error_line(message: str) -> None:
+    """The one error line; on a terminal, first clear a progress line that is still being redrawn."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+    print(f"diffusekit: error: {message}", file=sys.stderr)
 
 
 def describe_os_error(error: OSError) -> str:

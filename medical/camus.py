@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from diffusekit.core.errors import DataError
-from diffusekit.medical.io import SpatialImage, read_image, read_text
+from diffusekit.core.files import read_text
+from diffusekit.medical.io import SpatialImage, read_image
 
 __all__ = [
     "CAMUS_LABELS",

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from diffusekit.core.errors import DataError
-from diffusekit.medical.io import check_readable, native_stderr_captured
+from diffusekit.core.files import native_stderr_captured
+from diffusekit.medical.io import check_readable
 
 __all__ = ["EchoNetTracing", "read_echonet_tracings", "read_file_list", "read_video", "tracing_mask"]
 

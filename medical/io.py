@@ -13,19 +13,14 @@ from __future__ import annotations
 import gzip
 import logging
 import math
-import os
-import re
-import sys
-import tempfile
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from diffusekit.core.errors import DataError
+from diffusekit.core.files import image_truncation, native_stderr_captured, read_bytes, read_text
 
 __all__ = [
     "SpatialImage",
@@ -33,10 +28,7 @@ __all__ = [
     "check_spacing",
     "decode_image",
     "image_format",
-    "native_stderr_captured",
-    "read_bytes",
     "read_image",
-    "read_text",
     "write_image",
 ]
 
@@ -77,69 +69,6 @@ class SpatialImage:
         return replace(self, array=self.array[index], spacing=self.spacing[-2:])
 
 
-@contextmanager
-def native_stderr_captured() -> Iterator[list[str]]:
-    """Collect what C libraries write to file descriptor 2 while a file is decoded (libpng, libjpeg, OpenCV's video
-    readers and SimpleITK's MetaIO print warnings there, before any error could be raised). Yields a list that holds
-    the captured lines afterwards, for the one-line error message or the debug log."""
-    lines: list[str] = []
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no file descriptor 2 (an embedded interpreter): nothing to capture
-        yield lines
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode(errors="replace")
-            # FFmpeg prefixes "[demuxer @ 0x55d0...] "; the address means nothing to a reader of the message
-            lines.extend(
-                re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip()) for line in text.splitlines() if line.strip()
-            )
-            for line in lines:
-                logger.debug("library message: %s", line)
-
-
-def read_bytes(path: str | Path) -> bytes:
-    """The bytes of a file; a missing, unreadable or folder path is a DataError naming it."""
-    path = Path(path)
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise DataError(f"cannot read the file ({error.strerror or error})", path) from None
-
-
-def read_text(path: str | Path) -> str:
-    """A UTF-8 text file (ASCII included); other bytes are a DataError saying where."""
-    data = read_bytes(path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); expected a plain text file",
-            path,
-        ) from None
-
-
-def _truncation(data: bytes) -> str | None:
-    """Why ``data`` (a PNG or JPEG file) is incomplete, or None. Decoders fill what is missing with grey and only
-    warn on stderr, so a truncated file must be caught from its bytes."""
-    if not data:
-        return "the file is empty"
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and data.rfind(b"IEND\xaeB`\x82") < 0:
-        return "truncated PNG (no IEND chunk: the file ends early)"
-    if data.startswith(b"\xff\xd8") and data.rfind(b"\xff\xd9") < max(data.rfind(b"\xff\xda"), 2):
-        return "truncated JPEG (no end-of-image marker after the image data: the file ends early)"
-    return None
-
-
 def decode_image(path: str | Path, flags: int | None = None) -> np.ndarray:
     """An image file decoded by OpenCV (``flags``: default ``IMREAD_UNCHANGED``), checked to be complete first;
     the decoders' stderr warnings are kept off the terminal. A DataError names the file and the problem."""
@@ -147,7 +76,7 @@ def decode_image(path: str | Path, flags: int | None = None) -> np.ndarray:
 
     path = Path(path)
     data = read_bytes(path)
-    problem = _truncation(data)
+    problem = image_truncation(data)
     if problem:
         raise DataError(problem, path)
     with native_stderr_captured() as noise:

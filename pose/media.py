@@ -7,70 +7,24 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import sys
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from diffusekit.core.errors import DataError
+from diffusekit.core.files import image_truncation, native_stderr_captured
 
 __all__ = [
     "count_video_frames",
     "image_file_problem",
     "image_size",
-    "native_stderr_captured",
     "read_image",
     "read_video_frames",
-    "truncation",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@contextmanager
-def native_stderr_captured() -> Iterator[list[str]]:
-    """Collect what C libraries write to file descriptor 2 inside the block; yields a list holding those lines
-    afterwards (for the one-line error message; otherwise they go to the debug log)."""
-    lines: list[str] = []
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no file descriptor 2 (an embedded interpreter): nothing to capture
-        yield lines
-        return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode(errors="replace")
-            # FFmpeg prefixes "[demuxer @ 0x55d0...] "; the address means nothing to a reader of the message
-            lines.extend(
-                re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*", "", line.strip()) for line in text.splitlines() if line.strip()
-            )
-            for line in lines:
-                logger.debug("library message: %s", line)
-
-
-def truncation(data: bytes) -> str | None:
-    """Why ``data`` (an image file's bytes) is incomplete, or None: empty, a PNG without its IEND chunk, or a JPEG
-    without an end-of-image marker after its last scan."""
-    if not data:
-        return "the file is empty"
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and data.rfind(b"IEND\xaeB`\x82") < 0:
-        return "truncated PNG (no IEND chunk: the file ends early)"
-    if data.startswith(b"\xff\xd8") and data.rfind(b"\xff\xd9") < max(data.rfind(b"\xff\xda"), 2):
-        return "truncated JPEG (no end-of-image marker after the image data: the file ends early)"
-    return None
 
 
 def image_file_problem(path: str | Path, tail: int = 4096) -> str | None:
@@ -107,7 +61,7 @@ def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
         data = path.read_bytes()
     except OSError as err:
         raise DataError(f"cannot read the file ({err.strerror or err})", path) from None
-    problem = truncation(data)
+    problem = image_truncation(data)
     if problem:
         raise DataError(problem, path)
     with native_stderr_captured() as noise:

@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 
 from diffusekit.core.errors import DataError
+from diffusekit.core.files import native_stderr_captured
 from diffusekit.core.progress import ProgressLine
 from diffusekit.pose.codec import HeatmapCodec
 from diffusekit.pose.datasets import ClipCrops, ClipItem
 from diffusekit.pose.inference import InferenceSettings, predict_people
-from diffusekit.pose.media import count_video_frames, native_stderr_captured, read_image, read_video_frames
+from diffusekit.pose.media import count_video_frames, read_image, read_video_frames
 from diffusekit.pose.posetrack import PoseFrame, PoseVideo, read_detections, write_video
 from diffusekit.pose.visualize import draw_people
 

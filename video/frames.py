@@ -11,13 +11,8 @@ descriptor redirected, so a corrupt file gives one DataError (carrying the libra
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import tempfile
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +20,7 @@ import numpy as np
 import torch
 
 from diffusekit.core.errors import DataError
+from diffusekit.core.files import native_stderr_captured
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -52,37 +48,6 @@ _SIGNATURES = {
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
 }
-_STDERR_LOCK = threading.Lock()
-
-
-@contextmanager
-def quiet_stderr() -> Iterator[list[str]]:
-    """Redirect file descriptor 2 (where the C libraries write) to a temporary file; the list gets its text.
-
-    Other threads' stderr output during the block is swallowed too, so keep the block short (one decode).
-    """
-    captured: list[str] = []
-    with _STDERR_LOCK:
-        try:
-            if sys.stderr is not None:
-                sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError):  # no usable descriptor 2: nothing to protect
-            saved = None
-        if saved is None:
-            yield captured
-            return
-        try:
-            with tempfile.TemporaryFile() as sink:
-                os.dup2(sink.fileno(), 2)
-                try:
-                    yield captured
-                finally:
-                    os.dup2(saved, 2)
-                    sink.seek(0)
-                    captured.append(sink.read().decode(errors="replace"))
-        finally:
-            os.close(saved)
 
 
 def _first_line(text: str) -> str:
@@ -134,9 +99,9 @@ def read_frame(path: str | Path) -> np.ndarray:
     kind = next((name for magic, name in _SIGNATURES.items() if data.startswith(magic)), None)
     if kind is None:
         raise DataError("not an image (no PNG, JPEG, BMP or TIFF signature)", path)
-    with quiet_stderr() as messages:
+    with native_stderr_captured() as messages:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    reason = _first_line(messages[0]) if messages else ""
+    reason = _first_line("\n".join(messages))
     if image is None:
         raise DataError(f"OpenCV cannot decode this {kind} file" + (f" ({reason})" if reason else ""), path)
     if kind == "JPEG" and "premature end" in reason.lower():
@@ -246,7 +211,7 @@ def read_video(path: str | Path) -> np.ndarray:
     path = Path(path)
     _check_readable(path)
     frames = []
-    with quiet_stderr() as messages:
+    with native_stderr_captured() as messages:
         capture = cv2.VideoCapture(str(path))
         try:
             opened = capture.isOpened()
@@ -257,7 +222,7 @@ def read_video(path: str | Path) -> np.ndarray:
                 frames.append(frame)
         finally:
             capture.release()
-    reason = _first_line(messages[0]) if messages else ""
+    reason = _first_line("\n".join(messages))
     detail = f" ({reason})" if reason else ""
     if not opened:
         raise DataError("OpenCV cannot open this video" + detail, path)
@@ -326,11 +291,11 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> Path
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     size = (w + pad_w, h + pad_h)
-    with quiet_stderr() as messages:
+    with native_stderr_captured() as messages:
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
         try:
             if not writer.isOpened():
-                reason = _first_line(messages[0]) if messages else ""
+                reason = _first_line("\n".join(messages))
                 raise DataError("OpenCV cannot write an mp4v video here" + (f" ({reason})" if reason else ""), path)
             for frame in frames:
                 writer.write(np.ascontiguousarray(frame[..., ::-1]))
