@@ -46,7 +46,7 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
     out_dir = Path(out_dir)
     start = time.perf_counter()
     data = write_gopro(out_dir / "gopro", "small", seed=0, overwrite=True)
-    iters = 20 if quick else 150
+    iters = 8 if quick else 150
     threads = torch.get_num_threads()
     results, lines = {}, []
     try:
@@ -60,7 +60,7 @@ def run_demo(out_dir: Path, quick: bool = False) -> DemoResult:
             train_seconds = time.perf_counter() - train_start
             settings = settings_from(cfg, steps=5, samples=1 if quick or name != "divd_tiny" else 2, tile=None)
             model = load_model(cfg, weights, "cpu")
-            summary, records, examples = evaluate_model(cfg, model, data, settings, max_frames=6 if quick else None)
+            summary, records, examples = evaluate_model(cfg, model, data, settings, max_frames=3 if quick else None)
             results[name] = (summary, records, examples, train_seconds)
     finally:
         torch.set_num_threads(threads)
