@@ -77,6 +77,18 @@ class _VideoValidation:
     def test_step(self, data: dict) -> list[dict]:
         return self.val_step(data)
 
+    def forward(self, blur: torch.Tensor, sharp: torch.Tensor | None = None, mode: str = "tensor", **kwargs):
+        """``loss`` -> loss terms; ``predict`` -> `Restoration`; ``tensor`` -> `tensor_output` in [0, 1]."""
+        if mode == "loss":
+            if sharp is None:
+                raise ValueError("mode='loss' needs the sharp frames")
+            return self.loss(blur, sharp)
+        if mode == "predict":
+            return self.restore(blur, **kwargs)
+        if mode == "tensor":
+            return self.tensor_output(blur)
+        raise ValueError(f"unknown mode {mode!r}; expected 'loss', 'predict' or 'tensor'")
+
 
 @MODELS.register_module()
 class DIVD(_VideoValidation, BaseModel):
@@ -201,19 +213,11 @@ class DIVD(_VideoValidation, BaseModel):
         generator = torch.Generator().manual_seed(VAL_SEED)
         return self.restore(blur, generator=generator, **self.val_sampling).frames
 
-    def forward(self, blur: torch.Tensor, sharp: torch.Tensor | None = None, mode: str = "tensor", **kwargs):
-        """``loss`` -> loss terms; ``predict`` -> `Restoration`; ``tensor`` -> g(y) in [0, 1] (predict-and-refine)."""
-        if mode == "loss":
-            if sharp is None:
-                raise ValueError("mode='loss' needs the sharp frames")
-            return self.loss(blur, sharp)
-        if mode == "predict":
-            return self.restore(blur, **kwargs)
-        if mode == "tensor":
-            if not self.refine:
-                raise ValueError("mode='tensor' is the predictor's estimate; this DIVD has no predictor")
-            return ((self.predict_initial(blur) + 1) / 2).clamp(0, 1)
-        raise ValueError(f"unknown mode {mode!r}; expected 'loss', 'predict' or 'tensor'")
+    def tensor_output(self, blur: torch.Tensor) -> torch.Tensor:
+        """The predictor's estimate g(y) in [0, 1] (predict-and-refine only)."""
+        if not self.refine:
+            raise ValueError("mode='tensor' is the predictor's estimate; this DIVD has no predictor")
+        return ((self.predict_initial(blur) + 1) / 2).clamp(0, 1)
 
 
 @MODELS.register_module()
@@ -251,16 +255,8 @@ class DeterministicDeblur(_VideoValidation, BaseModel):
     def validation_restore(self, blur: torch.Tensor) -> torch.Tensor:
         return self.restore(blur).frames
 
-    def forward(self, blur: torch.Tensor, sharp: torch.Tensor | None = None, mode: str = "tensor", **kwargs):
-        if mode == "loss":
-            if sharp is None:
-                raise ValueError("mode='loss' needs the sharp frames")
-            return self.loss(blur, sharp)
-        if mode == "predict":
-            return self.restore(blur, **kwargs)
-        if mode == "tensor":
-            return self.restore(blur).frames
-        raise ValueError(f"unknown mode {mode!r}; expected 'loss', 'predict' or 'tensor'")
+    def tensor_output(self, blur: torch.Tensor) -> torch.Tensor:
+        return self.restore(blur).frames
 
 
 def count_parameters(module: torch.nn.Module, prefixes: Sequence[str] = ()) -> int:
