@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -340,6 +341,29 @@ class PlainCheckpointHook(Hook):
                 checkpoint[key] = _plain(checkpoint[key])
 
 
+_PARTIAL_LOAD = {
+    "missing keys in source state_dict": "not in the file (they start from their initialisation)",
+    "unexpected key in source state_dict": "in the file but not in the model (ignored)",
+}
+
+
+def summarize_partial_load(printed: str) -> str:
+    """mmengine's report of weights that fit the model only in part (a staged training: stage 2 adds modules to a
+    stage-1 network) lists every key; one line per kind instead, grouped by top-level module. Other text is kept."""
+    if "The model and loaded state dict do not match exactly" not in printed:
+        return printed.strip()
+    lines = ["load_from: the weights fit the model in part"]
+    for line in printed.splitlines():
+        head, _, keys = line.partition(": ")
+        if head in _PARTIAL_LOAD and keys:
+            groups: dict[str, int] = {}
+            for key in keys.split(", "):
+                groups[key.split(".")[0]] = groups.get(key.split(".")[0], 0) + 1
+            listed = ", ".join(f"{name} ({count})" for name, count in groups.items())
+            lines.append(f"  tensors {_PARTIAL_LOAD[head]}: {listed}")
+    return "\n".join(lines)
+
+
 class DiffusekitRunner(Runner):
     """mmengine's Runner with atomic checkpoints that load weights-only, and RNG states kept on load."""
 
@@ -358,7 +382,14 @@ class DiffusekitRunner(Runner):
             tmp.unlink(missing_ok=True)
 
     def load_checkpoint(self, filename: str, *args, **kwargs) -> dict:
-        checkpoint = super().load_checkpoint(filename, *args, **kwargs)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):  # mmengine prints every missing key of a partial load_from
+            checkpoint = super().load_checkpoint(filename, *args, **kwargs)
+        summary = summarize_partial_load(printed.getvalue())
+        if summary != printed.getvalue().strip():
+            self.logger.warning(summary)
+        else:
+            sys.stdout.write(printed.getvalue())
         if "message_hub" in checkpoint:
             checkpoint["message_hub"] = _unplain(checkpoint["message_hub"])
         self.loaded_rng_state = checkpoint.get("rng_state")

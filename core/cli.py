@@ -117,8 +117,16 @@ def run_demo(args: argparse.Namespace) -> int:
     from .demo import write_report
 
     out = Path(args.out)
-    names = ["core"]
-    for domain in installed_domains():
+    domains = installed_domains()
+    wanted = args.sections or ["core", *(d.name for d in domains)]
+    unknown = sorted(set(wanted) - {"core", *(d.name for d in domains)})
+    if unknown:
+        known = ", ".join(["core", *(d.name for d in domains)])
+        raise DataError(f"--sections: no demo named {', '.join(unknown)} (installed: {known})")
+    names = ["core"] if "core" in wanted else []
+    for domain in domains:
+        if domain.name not in wanted:
+            continue
         missing = domain.missing_modules()
         if missing:
             print(f"== {domain.name} demo skipped: needs {', '.join(missing)} ({domain.install_hint()})", flush=True)
@@ -129,7 +137,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if jobs == 1:
         sections = [demo_section(name, str(out), args.quick, threads) for name in names]
     else:  # spawn: workers start clean (no OpenMP or torch state inherited from this process)
-        core_last = [*names[1:], names[0]]  # the domains' sections are the longer ones: start them first
+        core_last = sorted(names, key=lambda name: name == "core")  # the domains' sections are longer: first
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
             futures = {name: pool.submit(demo_section, name, str(out), args.quick, threads) for name in core_last}
             sections = [futures[name].result() for name in names]
@@ -182,6 +190,9 @@ def build_parser(domains: list[Domain] | None = None) -> argparse.ArgumentParser
     )
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     demo.add_argument("--quick", action="store_true", help="fewer training iterations and samples (for tests)")
+    demo.add_argument(
+        "--sections", nargs="+", metavar="NAME", help="run only these sections: core and/or domain names (default: all)"
+    )
     demo.add_argument(
         "--jobs", type=positive_int, help="sections run at once, in worker processes (default: CPU cores, at most 4)"
     )

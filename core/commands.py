@@ -70,6 +70,11 @@ def finite_float(text: str) -> float:
     return _number(float, text, None, "a number")
 
 
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(float, text, 0.0, "a non-negative number")
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     value = _number(float, text, None, "a positive number")

@@ -496,7 +496,7 @@ def seconds_per_iteration(cfg: Config, data: str | Path, iters: int = 15) -> flo
     """Median wall time of one training step (forward, backward, AdamW) of ``cfg``'s model on real batches of its
     training dataset at ``data`` (the first 3 steps are warm-up). The batch keys are the model's forward
     arguments, as the engine passes them; every loss term whose name contains "loss" is summed."""
-    from mmengine.registry import DATASETS, MODELS
+    from mmengine.registry import DATASETS, FUNCTIONS, MODELS
     from mmengine.utils import import_modules_from_strings
     from torch.utils.data import DataLoader
 
@@ -506,7 +506,11 @@ def seconds_per_iteration(cfg: Config, data: str | Path, iters: int = 15) -> flo
     model = MODELS.build(copy.deepcopy(cfg.model)).train()
     spec = copy.deepcopy(dict(cfg.train_dataloader.dataset))
     spec["data_root"] = str(data)
-    loader = DataLoader(DATASETS.build(spec), batch_size=cfg.train_dataloader.batch_size, shuffle=True)
+    collate = (cfg.train_dataloader.get("collate_fn") or {}).get("type")
+    collate_fn = FUNCTIONS.get(collate) if collate and collate != "default_collate" else None
+    loader = DataLoader(
+        DATASETS.build(spec), batch_size=cfg.train_dataloader.batch_size, shuffle=True, collate_fn=collate_fn
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batches, times = itertools.cycle(loader), []
     for _ in range(iters):

@@ -64,16 +64,26 @@ def test_console_script_is_installed():
 
 @pytest.mark.slow
 def test_demo_writes_report_figure_and_json(tmp_path, capsys):
-    assert cli.main(["demo", "--quick", "--json", "--out", str(tmp_path)]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    metrics = json.loads(last)["core"]
+    # the core and the two newest domains in worker processes (the other domains' demos have their own tests)
+    argv = ["demo", "--quick", "--json", "--out", str(tmp_path), "--sections", "core", "video", "perception3d"]
+    assert cli.main(argv) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sorted(last) == ["core", "perception3d", "video"]
+    metrics = last["core"]
     report = (tmp_path / "report.md").read_text()
     assert "## core" in report and "![samples](core/samplers.png)" in report
+    assert "## perception3d" in report and "## video" in report
     assert (tmp_path / "core" / "samplers.png").stat().st_size > 10_000
     # even the quick run learns the mixture: far closer than pure noise (~0.56), every sampler
     for key in ("ddpm_1000_trailing_sw", "dpmpp_2m_20_logsnr_sw", "ddim_10_logsnr_sw"):
         assert metrics[key] < 0.40, (key, metrics)
     assert metrics["dpmpp_2m_20_logsnr_seconds"] < metrics["ddpm_1000_trailing_seconds"]
+
+
+def test_demo_refuses_an_unknown_section(tmp_path, capsys):
+    assert cli.main(["demo", "--quick", "--out", str(tmp_path), "--sections", "core", "nosuch"]) == 2
+    assert "--sections: no demo named nosuch" in capsys.readouterr().err
+    assert not (tmp_path / "report.md").exists()
 
 
 def test_a_domain_whose_extra_is_missing_answers_with_its_install_line(monkeypatch, capsys):

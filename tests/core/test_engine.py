@@ -404,3 +404,19 @@ def test_misspelt_registry_arguments_and_types_are_one_data_error(tmp_path: Path
     cfg["train_dataloader"]["dataset"]["type"] = "EngineTestVector"  # built lazily, when training starts
     with pytest.raises(DataError, match="type 'EngineTestVector' is not registered"):
         train(cfg, work_dir=tmp_path / "b", progress=False)
+
+
+def test_a_partial_load_from_is_summarised_by_module():
+    from diffusekit.core.checkpoint import summarize_partial_load
+
+    printed = (
+        "The model and loaded state dict do not match exactly\n\n"
+        "unexpected key in source state_dict: old.weight\n\n"
+        "missing keys in source state_dict: denoiser.a.weight, denoiser.b.bias, compressor.encoder.0.weight\n"
+    )
+    assert summarize_partial_load(printed) == (
+        "load_from: the weights fit the model in part\n"
+        "  tensors in the file but not in the model (ignored): old (1)\n"
+        "  tensors not in the file (they start from their initialisation): denoiser (2), compressor (1)"
+    )
+    assert summarize_partial_load("plain text\n") == "plain text"
