@@ -1,7 +1,8 @@
 """ImDiffusion versus IsolationForest and a PCA reconstruction detector on real SMD machines, in one run.
 
 Per machine: oracle PA-F1 (test labels choose the threshold; comparable with published tables only), F1 and PA-F1
-with a deployable threshold (no test labels), VUS-PR (windows 0..100), R-AUC-PR (window 100), ADD, training time,
+with a deployable threshold (no test labels), VUS-PR (windows 0..100), the stand-alone R-AUC-PR (window 100; what
+published R-AUC-PR columns and ``vus`` ``get_metrics(metric="range_auc")`` report), ADD, training time,
 inference windows/s and the process's peak memory; then the paper configuration's training and imputation
 throughput and achieved GFLOP/s (`timeseries_model_speed.report`). Baselines score min-max scaled points; their
 deployable threshold is the (1 - p0) quantile of their scores on the held-out train tail (the same tail and p0

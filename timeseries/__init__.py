@@ -1,9 +1,9 @@
 """diffusekit.timeseries: ImDiffusion anomaly detection on multivariate time series.
 
-Readers for SMD, PSM, MSL/SMAP and user CSV files, synthetic data in those layouts, the ImDiffusion model and
-detector, ensemble voting, metrics, the detection pipeline (``pipeline``: scoring, calibration, intervals; shared by
-the detector and the command line), per-entity training and evaluation (``workflow``, ``predict``) and the
-``diffusekit timeseries`` command group (``cli.DOMAIN``). See docs/timeseries.md.
+Readers for SMD (text and pickles), TSB-AD-M, PSM, MSL/SMAP and user CSV files, synthetic data in those layouts,
+the ImDiffusion model and detector, ensemble voting, metrics, the detection pipeline (``pipeline``: scoring,
+calibration, intervals; shared by the detector and the command line), per-entity training and evaluation
+(``workflow``, ``predict``) and the ``diffusekit timeseries`` command group (``cli.DOMAIN``). See docs/timeseries.md.
 """
 
 from __future__ import annotations

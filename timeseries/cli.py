@@ -16,6 +16,7 @@ from diffusekit.core.commands import add_command, add_config_args
 from diffusekit.timeseries.datasets import LAYOUTS
 
 PACKAGE = "diffusekit.timeseries"
+SYNTH_LAYOUTS = ("smd", "smd_pkl", "tsb_ad", "psm", "msl", "smap")
 DEMO = "diffusekit.timeseries.demo:run_demo"  # the demo section, imported when it runs
 
 
@@ -106,9 +107,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="the data folder (or, for --layout csv, a CSV file)")
+    parser.add_argument("--data", required=True, help="the data folder (or, for --layout csv or tsb_ad, one CSV file)")
     parser.add_argument(
-        "--machines", default="all", help="SMD machines to use: all (default) or a comma-separated list"
+        "--machines",
+        default="all",
+        help="entities to use (SMD machines, TSB-AD file names without .csv): all (default) or a comma-separated list",
     )
     parser.add_argument("--layout", choices=LAYOUTS, help="data layout (default: the config's)")
 
@@ -122,10 +125,13 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         cmd_synth,
         help="write a synthetic anomaly-detection dataset in an official layout",
         description="Writes correlated seasonal series with injected anomalies (spike, level shift, contextual, "
-        "collective, correlation break) in the SMD, PSM or MSL/SMAP layout, read back by the real readers.",
+        "collective, correlation break) in the SMD (text or pickle), TSB-AD-M, PSM or MSL/SMAP layout, read back by "
+        "the real readers.",
     )
     synth.add_argument("--out", required=True, help="output folder")
-    synth.add_argument("--layout", choices=("smd", "psm", "msl", "smap"), default="smd", help="layout (default smd)")
+    synth.add_argument(
+        "--layout", choices=SYNTH_LAYOUTS, default="smd", help="layout (default smd; smd_pkl and tsb_ad: SMD machines)"
+    )
     synth.add_argument("--size", choices=("small", "medium"), default="small", help="small: 3x2000, medium: 8x12000")
     synth.add_argument(
         "--overwrite",
@@ -198,7 +204,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 
 DOMAIN = Domain(
     "timeseries",
-    "ImDiffusion anomaly detection on multivariate time series (SMD, PSM, MSL, SMAP, CSV)",
+    "ImDiffusion anomaly detection on multivariate time series (SMD, PSM, MSL, SMAP, TSB-AD-M, CSV)",
     add_commands,
     DEMO,
     requires=("pandas", "pyarrow"),

@@ -1,8 +1,8 @@
 """The registered training dataset of the ImDiffusion configs, and the one place that maps a data layout
-(``smd``, ``psm``, ``msl``, ``smap``, ``csv``) to the real readers.
+(``smd``, ``smd_pkl``, ``psm``, ``msl``, ``smap``, ``csv``, ``tsb_ad``) to the real readers.
 
-``SeriesWindows`` reads one entity (an SMD machine, PSM, a spacecraft, a user CSV) with the official reader and
-serves :class:`~diffusekit.timeseries.data.WindowDataset` items over its training part, without the last
+``SeriesWindows`` reads one entity (an SMD machine, PSM, a spacecraft, a TSB-AD file, a user CSV) with the official
+reader and serves :class:`~diffusekit.timeseries.data.WindowDataset` items over its training part, without the last
 ``val_fraction`` of it: that tail is held out for the deployable (label-free) threshold calibration.
 """
 
@@ -17,10 +17,12 @@ from diffusekit.core.errors import DataError
 from diffusekit.timeseries.data import VAL_FRACTION, SeriesSplit, WindowDataset, validation_length
 from diffusekit.timeseries.msl_smap import read_msl_smap
 from diffusekit.timeseries.psm import read_psm
-from diffusekit.timeseries.smd import list_smd_machines, read_smd_machine
+from diffusekit.timeseries.smd import list_smd_machines, list_smd_pkl_machines, read_smd_machine, read_smd_pkl_machine
 from diffusekit.timeseries.tabular import load_frame, read_csv_series, read_header
+from diffusekit.timeseries.tsb_ad import list_tsb_ad_files, read_tsb_ad_file
 
-LAYOUTS = ("smd", "psm", "msl", "smap", "csv")
+LAYOUTS = ("smd", "smd_pkl", "psm", "msl", "smap", "csv", "tsb_ad")
+MULTI_ENTITY = ("smd", "smd_pkl", "tsb_ad")  # layouts whose folder holds several entities, chosen by name
 _TIMESTAMP_NAMES = ("timestamp", "timestamp_(min)", "time", "date", "datetime")
 
 
@@ -63,11 +65,20 @@ def _read_csv_folder(root: Path) -> SeriesSplit:
 
 
 def entity_names(data_root: str | Path, layout: str) -> list[str]:
-    """The entities a layout holds: SMD machine names; one name for the single-entity layouts."""
+    """The entities a layout holds: SMD machine names, TSB-AD file stems; one name for the single-entity layouts."""
     check_layout(layout)
     if layout == "smd":
         return list_smd_machines(data_root)
+    if layout == "smd_pkl":
+        return list_smd_pkl_machines(data_root)
+    if layout == "tsb_ad":
+        return [path.stem for path in list_tsb_ad_files(data_root)]
     return {"psm": ["PSM"], "msl": ["MSL"], "smap": ["SMAP"], "csv": ["series"]}[layout]
+
+
+def entity_arg(layout: str, name: str) -> str | None:
+    """What :func:`read_entity` takes as ``machine`` for the entity ``name``: the name in a multi-entity layout."""
+    return name if layout in MULTI_ENTITY else None
 
 
 def check_layout(layout: str) -> None:
@@ -75,20 +86,27 @@ def check_layout(layout: str) -> None:
         raise DataError(f"unknown data layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
 
 
+def _choose(names: list[str], name: str | None, what: str) -> str:
+    name = name or names[0]
+    if name not in names:
+        raise DataError(f"unknown {what} {name!r}; found {', '.join(names[:8])}{' ...' * (len(names) > 8)}")
+    return name
+
+
 def read_entity(data_root: str | Path, layout: str, machine: str | None = None) -> SeriesSplit:
-    """Read one entity with the official reader of ``layout`` (``machine`` names the SMD machine)."""
+    """Read one entity with the official reader of ``layout`` (``machine`` names the SMD machine or the TSB-AD
+    file stem; default: the first)."""
     check_layout(layout)
     root = Path(data_root).expanduser()
     if not root.exists():
         raise DataError("data folder not found", root)
     if layout == "smd":
-        machines = list_smd_machines(root)
-        machine = machine or machines[0]
-        if machine not in machines:
-            raise DataError(
-                f"unknown machine {machine!r}; found {', '.join(machines[:8])}{' ...' * (len(machines) > 8)}"
-            )
-        return read_smd_machine(root, machine)
+        return read_smd_machine(root, _choose(list_smd_machines(root), machine, "machine"))
+    if layout == "smd_pkl":
+        return read_smd_pkl_machine(root, _choose(list_smd_pkl_machines(root), machine, "machine"))
+    if layout == "tsb_ad":
+        files = {path.stem: path for path in list_tsb_ad_files(root)}
+        return read_tsb_ad_file(files[_choose(list(files), machine, "TSB-AD file")])
     if layout == "psm":
         return read_psm(root)
     if layout in ("msl", "smap"):
@@ -103,10 +121,10 @@ class SeriesWindows(Dataset):
     """Training windows ``(K, L)`` of one entity, read with the real reader of ``layout``.
 
     Args:
-        data_root: the data folder (SMD/PSM/MSL-SMAP layouts) or, for ``csv``, a folder with train.csv/test.csv
-            or one CSV file.
-        layout: ``smd`` | ``psm`` | ``msl`` | ``smap`` | ``csv``.
-        machine: the SMD machine (default: the first one).
+        data_root: the data folder (SMD/PSM/MSL-SMAP layouts); for ``csv``, a folder with train.csv/test.csv or one
+            CSV file; for ``tsb_ad``, a folder of TSB-AD-M CSV files or one of them.
+        layout: ``smd`` | ``smd_pkl`` | ``psm`` | ``msl`` | ``smap`` | ``csv`` | ``tsb_ad``.
+        machine: the SMD machine or TSB-AD file stem (default: the first one).
         window, stride: window length and training stride (ImDiffusion: 100, 1).
         split: ``train`` (the train part minus the validation tail), ``val`` (the tail) or ``test``.
         val_fraction: share of the train part held out for threshold calibration.

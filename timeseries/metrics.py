@@ -10,7 +10,9 @@ Conventions shared by every function here:
 - Cost: O(n) for prediction metrics, O(n log n) for threshold searches (exact, every distinct score), so they run
   on a whole SMD test set (~700k points) in well under a second.
 
-Range-AUC and VUS live in :mod:`diffusekit.timeseries.range_metrics` and are re-exported here.
+Range-AUC and VUS live in :mod:`diffusekit.timeseries.range_metrics` and are re-exported here: ``range_auc*`` is the
+stand-alone Range-AUC of published tables (``vus`` ``get_metrics(metric="range_auc")``), ``vus_window_auc*`` the
+per-window term that VUS averages.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from diffusekit.timeseries.range_metrics import (
     vus,
     vus_pr,
     vus_roc,
+    vus_window_auc,
+    vus_window_auc_pr,
+    vus_window_auc_roc,
 )
 
 __all__ = [
@@ -58,6 +63,9 @@ __all__ = [
     "vus",
     "vus_pr",
     "vus_roc",
+    "vus_window_auc",
+    "vus_window_auc_pr",
+    "vus_window_auc_roc",
 ]
 
 DEFAULT_KS = tuple(range(0, 101, 10))  # PA%K grid of Kim et al. (2022), K in percent
@@ -319,13 +327,26 @@ class AnomalyDetectionMetric(BaseMetric):
     Each data sample (dict or data element) carries a contiguous chunk of per-point ``score`` and ``label`` (and
     optionally binary ``pred``) in time order; chunks are concatenated in evaluation order, or sorted by the
     ``index_key`` entry (the chunk's first time index) when it is set. Metrics, by name: ``best_f1``, ``best_f1_pa``,
-    ``pa_k_auc``, ``range_auc_roc``, ``range_auc_pr``, ``vus_roc``, ``vus_pr`` (scores); ``f1``, ``f1_pa``, ``add``
-    (need ``pred``). ``best_f1*`` also report ``_precision``, ``_recall`` and ``_threshold``.
+    ``pa_k_auc``, ``range_auc_roc``, ``range_auc_pr`` (stand-alone, at ``range_window``), ``vus_window_auc_roc``,
+    ``vus_window_auc_pr`` (the term inside VUS, at ``range_window``), ``vus_roc``, ``vus_pr`` (windows
+    ``0..vus_max_window``) (scores); ``f1``, ``f1_pa``, ``add`` (need ``pred``). ``best_f1*`` also report
+    ``_precision``, ``_recall`` and ``_threshold``.
     """
 
     default_prefix = "anomaly"
-    SCORE_METRICS = ("best_f1", "best_f1_pa", "pa_k_auc", "range_auc_roc", "range_auc_pr", "vus_roc", "vus_pr")
+    SCORE_METRICS = (
+        "best_f1",
+        "best_f1_pa",
+        "pa_k_auc",
+        "range_auc_roc",
+        "range_auc_pr",
+        "vus_window_auc_roc",
+        "vus_window_auc_pr",
+        "vus_roc",
+        "vus_pr",
+    )
     PRED_METRICS = ("f1", "f1_pa", "add")
+    AREAS = {"range_auc": range_auc, "vus_window_auc": vus_window_auc, "vus": vus}  # ROC and PR in one pass
 
     def __init__(
         self,
@@ -382,10 +403,10 @@ class AnomalyDetectionMetric(BaseMetric):
                 out.update({f"{name}_recall": result.recall, f"{name}_threshold": result.threshold})
             elif name == "pa_k_auc":
                 out[name] = pa_k_auc(labels, scores, self.pa_ks)
-            elif family in ("range_auc", "vus"):
+            elif family in self.AREAS:
                 if family not in areas:
-                    window = self.range_window if family == "range_auc" else self.vus_max_window
-                    areas[family] = (range_auc if family == "range_auc" else vus)(labels, scores, window)
+                    window = self.vus_max_window if family == "vus" else self.range_window
+                    areas[family] = self.AREAS[family](labels, scores, window)
                 out[name] = getattr(areas[family], kind)
             elif name == "f1":
                 out[name] = f1_point(labels, pred)

@@ -19,7 +19,7 @@ from diffusekit.core.checkpoint import weights_path
 from diffusekit.core.commands import output_dir
 from diffusekit.core.errors import DataError
 from diffusekit.timeseries.data import MinMaxScaling, check_scaled, fill_missing
-from diffusekit.timeseries.datasets import csv_columns, read_entity
+from diffusekit.timeseries.datasets import csv_columns, entity_arg, read_entity
 from diffusekit.timeseries.ensemble import VoteCalibration
 from diffusekit.timeseries.pipeline import Interval, Settings, detect, find_intervals, score_series, top_features
 from diffusekit.timeseries.tabular import read_text
@@ -109,7 +109,7 @@ def read_input(path: str | Path, record: dict[str, Any]) -> SeriesInput:
     path = Path(path).expanduser()
     names = record["feature_names"]
     if path.is_dir():
-        split = read_entity(path, record["layout"], record["name"] if record["layout"] == "smd" else None)
+        split = read_entity(path, record["layout"], entity_arg(record["layout"], record["name"]))
         if split.num_features != len(names):
             raise DataError(f"{split.num_features} features but the model was trained on {len(names)}", path)
         stamps = split.test_timestamps if split.test_timestamps is not None else np.arange(len(split.test))

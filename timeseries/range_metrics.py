@@ -1,26 +1,40 @@
 """Range-AUC and VUS (Paparrizos et al., "Volume Under the Surface", PVLDB 15(11), 2022), plus input checks.
 
-Definitions follow TSB-AD ``TSB_AD/evaluation/basic_metrics.py`` (``RangeAUC_volume_opt``, the same code as
-``vus.utils.metrics`` 0.0.6), which is what TSB-AD's and vus' ``get_metrics`` report as VUS-ROC / VUS-PR. For a
-window ``w`` (``h = w // 2``) and label segments ``[s, e]``:
+Two range-AUC definitions exist in the reference code, and both are here under their own names:
 
-- soft labels ``y_w``: 1 on the segments; ``sqrt(1 - d / w)`` at distance ``d = 1..h`` before ``s`` and after ``e``;
-  overlapping contributions are summed and capped at 1;
-- extended segments ``L_w``: segments whose widened ranges ``[s - h, e + h]`` overlap (``e_i + h >= s_j - h``) are
-  merged; ranges are clipped to the series;
+- :func:`range_auc` / :func:`range_auc_roc` / :func:`range_auc_pr`: the **stand-alone** Range-AUC, what published
+  R-AUC-ROC / R-AUC-PR columns mean: ``vus`` 0.0.6 ``metricor().RangeAUC(labels, score, window)``, which
+  ``vus.metrics.get_metrics(score, labels, metric="range_auc", slidingWindow=window)`` reports;
+- :func:`vus_window_auc` / :func:`vus_window_auc_roc` / :func:`vus_window_auc_pr`: the per-window term **inside** VUS
+  (``RangeAUC_volume_opt``, the same code in TSB-AD ``TSB_AD/evaluation/basic_metrics.py`` and ``vus.utils.metrics``),
+  so that ``vus_pr(l, s, L) == mean(vus_window_auc_pr(l, s, w) for w in 0..L)`` exactly.
+
+Shared by both, for a window ``w`` (``h = w // 2``) and label segments ``[s, e]`` (inclusive):
+
+- soft labels ``y_w``: 1 on the segments; ``sqrt(1 - d / w)`` at distance ``d = 1..h`` before ``s`` and after ``e``
+  (clipped to the series); overlapping contributions are summed and capped at 1, and an anomalous point stays 1;
 - 250 thresholds ``tau_k = sorted_desc(scores)[linspace(0, n - 1, 250).astype(int)]``, ``pred_k = scores >= tau_k``;
-- ``TP_k = sum(y_w * pred_k)``; ``P'_k = (P + (P + S_k)) / 2`` where ``S_k`` is the soft-label mass outside the
-  segments that is *predicted* (TSB-AD's code counts only predicted soft labels, not all as the paper's text says);
-  ``TPR_k = min(TP_k / P'_k, 1) * (share of L_w segments with a prediction)``;
-  ``FPR_k = (#pred_k - TP_k) / (n - P'_k)``; ``Precision_k = TP_k / #pred_k``;
-- R-AUC-ROC: trapezoid area of ``(0,0), (FPR_k, TPR_k)..., (1,1)`` in threshold order;
-  R-AUC-PR: step sum ``sum_k (TPR_k - TPR_{k-1}) * Precision_k`` with ``TPR_0 = 0``;
-- VUS-ROC / VUS-PR: the mean of R-AUC-ROC / R-AUC-PR over ``w = 0, 1, ..., max_window``.
+- ``TP_k = sum(y_w * pred_k)``; ``TPR_k = min(TP_k / P', 1) * (share of extended segments with a prediction)``;
+  ``FPR_k = (#pred_k - TP_k) / (n - P')``; ``Precision_k = TP_k / #pred_k``;
+- ROC area: trapezoid area of ``(0,0), (FPR_k, TPR_k)..., (1,1)`` in threshold order.
 
-So ``vus_pr(l, s, L) == mean(range_auc_pr(l, s, w) for w in 0..L)`` exactly. Note that TSB-AD's ``get_metrics(...,
-slidingWindow=W)`` calls the volume with ``2 * W`` (windows 0..2W), while ``vus.metrics.get_metrics`` uses ``W``; pass
-``max_window`` explicitly to match either. TSB-AD's stand-alone ``RangeAUC`` method differs slightly (one point less
-after each segment, trapezoid PR in vus 0.0.6); we use the definition inside VUS so the two functions agree.
+Where they differ (stand-alone first, then inside VUS):
+
+- ``P'`` (``P`` = the anomalous points): ``P + S / 2`` with ``S`` the whole soft-label mass outside the segments (as
+  the paper says), against ``P + S_k / 2`` with ``S_k`` only the soft-label mass *predicted* at threshold k;
+- extended segments (for the share hit): runs of non-zero ``y_w``, i.e. widened ranges ``[s - h, e + h]`` merged when
+  they overlap *or touch* (``e_i + h + 1 >= s_j - h``), against merged only when they overlap (``e_i + h >= s_j - h``);
+- PR area: trapezoid ``sum_k (TPR_k - TPR_{k-1}) * (Precision_k + Precision_{k-1}) / 2`` from ``TPR_0 = 0``,
+  ``Precision_0 = 1``, against the step sum ``sum_k (TPR_k - TPR_{k-1}) * Precision_k`` from ``TPR_0 = 0``.
+
+At ``w`` = 0 or 1 (no soft border) the ROC areas agree and only the PR rule differs. TSB-AD ships a third variant
+of the stand-alone method (``basic_metricor.RangeAUC``, read at commit 16e14dd) that neither package reports: its soft
+border after a segment is one point shorter, ``P'`` counts only the predicted soft labels, its PR area is a step sum,
+and its segment finder looks for jumps of exactly 1, which a soft border removes. TSB-AD's ``get_metrics`` reports
+VUS, not that method.
+
+Note that TSB-AD's ``get_metrics(..., slidingWindow=W)`` calls the volume with ``2 * W`` (windows 0..2W), while
+``vus.metrics.get_metrics`` uses ``W``; pass ``max_window`` explicitly to match either.
 
 Cost: one sort, O(n log n), then O(Z + A + T) per window (Z soft-label points, A points of the extended segments,
 T = 250 thresholds): VUS over windows 0..100 on 700k points takes well under a second.
@@ -45,6 +59,9 @@ __all__ = [
     "vus",
     "vus_pr",
     "vus_roc",
+    "vus_window_auc",
+    "vus_window_auc_pr",
+    "vus_window_auc_roc",
 ]
 
 N_THRESHOLDS = 250  # TSB-AD / vus default ``thre``
@@ -116,8 +133,11 @@ def _check_window(window: Any, name: str) -> int:
     return int(window)
 
 
-def _range_curves(labels: Any, scores: Any, windows: np.ndarray, n_thresholds: int) -> tuple[np.ndarray, np.ndarray]:
-    """R-AUC-ROC and R-AUC-PR for each window in ``windows`` (see the module docstring)."""
+def _range_curves(
+    labels: Any, scores: Any, windows: np.ndarray, n_thresholds: int, standalone: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """ROC and PR range areas for each window in ``windows``: the stand-alone definition when ``standalone``, else
+    the one inside VUS (see the module docstring)."""
     labels = as_binary(labels)
     scores = as_scores(scores)
     check_same_length(labels, scores)
@@ -147,7 +167,7 @@ def _range_curves(labels: Any, scores: Any, windows: np.ndarray, n_thresholds: i
     pr = np.empty(len(windows))
     for i, window in enumerate(windows):
         half = int(window) // 2
-        soft_mass = np.zeros(n_thresholds)
+        soft_mass, soft_total = np.zeros(n_thresholds), 0.0
         if half > 0:
             distance = np.arange(1, half + 1)
             value = np.sqrt(1.0 - distance / window)
@@ -161,10 +181,14 @@ def _range_curves(labels: Any, scores: Any, windows: np.ndarray, n_thresholds: i
                 unique_position, inverse = np.unique(position, return_inverse=True)
                 summed = np.minimum(np.bincount(inverse, weights=weight), 1.0)
                 soft_mass = flagged(unique_position, summed)
+                soft_total = float(summed.sum())
         tp = tp_in_segments + soft_mass
-        positives_new = positives + soft_mass / 2.0
+        # P': the stand-alone method counts all soft labels, the volume only the predicted ones
+        positives_new = positives + (soft_total if standalone else soft_mass) / 2.0
 
-        new_group = np.concatenate(([True], ends[:-1] + half < starts[1:] - half))
+        # extended segments: the stand-alone method merges widened ranges that touch, the volume only overlapping ones
+        gap = ends[:-1] + half + (1 if standalone else 0) < starts[1:] - half
+        new_group = np.concatenate(([True], gap))
         group_first = np.flatnonzero(new_group)
         group_last = np.append(group_first[1:] - 1, n_segments - 1)
         lo = np.maximum(starts[group_first] - half, 0)
@@ -178,32 +202,62 @@ def _range_curves(labels: Any, scores: Any, windows: np.ndarray, n_thresholds: i
         tpr_curve = np.concatenate(([0.0], tpr, [1.0]))
         fpr_curve = np.concatenate(([0.0], fpr, [1.0]))
         roc[i] = np.sum(np.diff(fpr_curve) * (tpr_curve[1:] + tpr_curve[:-1]) / 2.0)
-        pr[i] = np.sum(np.diff(tpr_curve[:-1]) * precision)
+        if standalone:  # trapezoid from (TPR, precision) = (0, 1)
+            precision_curve = np.concatenate(([1.0], precision))
+            pr[i] = np.sum(np.diff(tpr_curve[:-1]) * (precision_curve[1:] + precision_curve[:-1]) / 2.0)
+        else:
+            pr[i] = np.sum(np.diff(tpr_curve[:-1]) * precision)
     return roc, pr
 
 
 def range_auc(labels: Any, scores: Any, window: int = 100, *, n_thresholds: int = N_THRESHOLDS) -> RocPr:
-    """R-AUC-ROC and R-AUC-PR with soft label borders of ``window // 2`` points per side (Paparrizos et al. 2022).
+    """The stand-alone R-AUC-ROC and R-AUC-PR with soft label borders of ``window // 2`` points per side
+    (Paparrizos et al. 2022): ``vus.metrics.get_metrics(score, labels, metric="range_auc", slidingWindow=window)``,
+    i.e. ``vus`` 0.0.6 ``metricor().RangeAUC``. The R-AUC columns of published tables (ImDiffusion's among them).
+
+    For the per-window term inside VUS use :func:`vus_window_auc` (the module docstring lists the differences).
+    ``window=0`` (or 1) uses the binary labels: the ROC area is then sklearn's AUC when there is one segment and
+    ``n <= 250`` points (all thresholds), while the PR area is a trapezoid that starts at precision 1.
+    """
+    roc, pr = _range_curves(labels, scores, np.array([_check_window(window, "window")]), n_thresholds, True)
+    return RocPr(float(roc[0]), float(pr[0]))
+
+
+def range_auc_roc(labels: Any, scores: Any, window: int = 100, *, n_thresholds: int = N_THRESHOLDS) -> float:
+    """Stand-alone R-AUC-ROC (see :func:`range_auc`)."""
+    return range_auc(labels, scores, window, n_thresholds=n_thresholds).roc
+
+
+def range_auc_pr(labels: Any, scores: Any, window: int = 100, *, n_thresholds: int = N_THRESHOLDS) -> float:
+    """Stand-alone R-AUC-PR (see :func:`range_auc`); the R-AUC-PR column of ImDiffusion's tables."""
+    return range_auc(labels, scores, window, n_thresholds=n_thresholds).pr
+
+
+def vus_window_auc(labels: Any, scores: Any, window: int = 100, *, n_thresholds: int = N_THRESHOLDS) -> RocPr:
+    """The range-AUC-ROC and -PR that VUS averages, at one ``window`` (``RangeAUC_volume_opt``'s per-window term):
+    ``vus(l, s, L) == mean(vus_window_auc(l, s, w) for w in 0..L)``. Not the stand-alone :func:`range_auc`.
 
     ``window=0`` (or 1) uses the binary labels; it is not sklearn's AUC in general because TPR is multiplied by the
-    share of segments hit and only 250 score quantiles are thresholds (with one segment and ``n <= 250`` points it is).
+    share of segments hit and only 250 score quantiles are thresholds (with one segment and ``n <= 250`` points the
+    ROC area is sklearn's AUC and the PR area its average precision).
     """
     roc, pr = _range_curves(labels, scores, np.array([_check_window(window, "window")]), n_thresholds)
     return RocPr(float(roc[0]), float(pr[0]))
 
 
-def range_auc_roc(labels: Any, scores: Any, window: int = 100, *, n_thresholds: int = N_THRESHOLDS) -> float:
-    """Range-AUC-ROC (see :func:`range_auc`)."""
-    return range_auc(labels, scores, window, n_thresholds=n_thresholds).roc
+def vus_window_auc_roc(labels: Any, scores: Any, window: int = 100, *, n_thresholds: int = N_THRESHOLDS) -> float:
+    """The ROC area inside VUS at one window (see :func:`vus_window_auc`)."""
+    return vus_window_auc(labels, scores, window, n_thresholds=n_thresholds).roc
 
 
-def range_auc_pr(labels: Any, scores: Any, window: int = 100, *, n_thresholds: int = N_THRESHOLDS) -> float:
-    """Range-AUC-PR (see :func:`range_auc`); the R-AUC-PR column of ImDiffusion's tables."""
-    return range_auc(labels, scores, window, n_thresholds=n_thresholds).pr
+def vus_window_auc_pr(labels: Any, scores: Any, window: int = 100, *, n_thresholds: int = N_THRESHOLDS) -> float:
+    """The PR area inside VUS at one window (see :func:`vus_window_auc`)."""
+    return vus_window_auc(labels, scores, window, n_thresholds=n_thresholds).pr
 
 
 def vus(labels: Any, scores: Any, max_window: int = 100, *, n_thresholds: int = N_THRESHOLDS) -> RocPr:
-    """VUS-ROC and VUS-PR: the mean range-AUC over windows ``0..max_window`` (Paparrizos et al. 2022).
+    """VUS-ROC and VUS-PR: the mean of :func:`vus_window_auc` over windows ``0..max_window`` (Paparrizos et al.
+    2022).
 
     ``max_window`` is explicit and deterministic (TSB-AD issues #38/#41): ``max_window=100`` matches
     ``vus.metrics.get_metrics(slidingWindow=100)``; TSB-AD's ``get_metrics(slidingWindow=100)`` is

@@ -1,27 +1,46 @@
-"""SMD (Server Machine Dataset, NetManAIOps/OmniAnomaly) in its official folder layout.
+"""SMD (Server Machine Dataset, NetManAIOps/OmniAnomaly) in its two on-disk layouts.
 
-``<root>/{train,test,test_label,interpretation_label}/machine-x-y.txt``: train/test are comma-separated floats, one
-row per minute, 38 columns, no header; ``test_label`` holds one 0/1 per line; ``interpretation_label`` lines read
-``start-end:d1,d2,...``. On the official files ``start-end`` is a 0-based, end-exclusive range of test indices
-(``test_label[start:end]`` is all 1 on every line of the three real machines checked) and the dims are 1-based; the
-parser returns :class:`~diffusekit.timeseries.data.Segment` with 0-based dims. One model per machine is the usual
-protocol (OmniAnomaly, ImDiffusion), hence one :class:`SeriesSplit` per machine, each scaled on its own train part.
+**Text layout** (the official folders): ``<root>/{train,test,test_label,interpretation_label}/machine-x-y.txt``:
+train/test are comma-separated floats, one row per minute, 38 columns, no header; ``test_label`` holds one 0/1 per
+line; ``interpretation_label`` lines read ``start-end:d1,d2,...``. On the official files ``start-end`` is a 0-based,
+end-exclusive range of test indices (``test_label[start:end]`` is all 1 on every line of the three real machines
+checked) and the dims are 1-based; the parser returns :class:`~diffusekit.timeseries.data.Segment` with 0-based dims.
+``interpretation_label/`` is optional: without it the splits have no interpretation segments, and a note on each
+split says that interpretation scores (HitRate@P%) cannot be computed for it.
+
+**Pickle layout** (OmniAnomaly's ``data_preprocess.py`` output, as ImDiffusion ships it in ``data/Machine/``):
+``<root>/<machine>_train.pkl``, ``<machine>_test.pkl`` (float32 ``(T, 38)``) and ``<machine>_test_label.pkl``
+(``(T,)``, float32, int or bool 0/1). The files are read by
+:func:`~diffusekit.timeseries.safe_pickle.load_array_pickle`, which unpickles plain numpy arrays and nothing else (a
+pickle that names any other global, such as ``os.system``, is refused before anything runs). An
+``interpretation_label/`` folder next to the files is used when present.
+
+One model per machine is the usual protocol (OmniAnomaly, ImDiffusion), hence one :class:`SeriesSplit` per machine,
+each scaled on its own train part.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from diffusekit.core.errors import DataError
 from diffusekit.timeseries.data import Segment, SeriesSplit, make_split
-from diffusekit.timeseries.tabular import read_label_file, read_lines, read_text_table
+from diffusekit.timeseries.safe_pickle import load_array_pickle
+from diffusekit.timeseries.tabular import check_finite, check_labels, read_label_file, read_lines, read_text_table
 
 SMD_NUM_FEATURES = 38
 SMD_FOLDERS = ("train", "test", "test_label", "interpretation_label")
+INTERPRETATION = "interpretation_label"
+PKL_SUFFIXES = ("_train.pkl", "_test.pkl", "_test_label.pkl")
+PKL_SUBFOLDERS = ("Machine", "SMD", "processed")  # ImDiffusion's data/Machine/, OmniAnomaly's processed/
+NO_INTERPRETATION_NOTE = (
+    "no interpretation_label/ folder: no interpretation segments, so interpretation scores (HitRate@P%) "
+    "cannot be computed for this machine"
+)
 _INTERPRETATION_LINE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*:\s*(\d+(?:\s*,\s*\d+)*)\s*,?\s*$")
 
 
@@ -29,8 +48,9 @@ def _natural_key(name: str) -> list[int | str]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def find_smd_root(root: str | Path, interpretation: bool = True) -> Path:
-    """The folder holding ``train/``, ``test/``...; ``root`` may also be the parent of ``ServerMachineDataset/``."""
+def find_smd_root(root: str | Path, interpretation: bool | None = None) -> Path:
+    """The folder holding ``train/``, ``test/``...; ``root`` may also be the parent of ``ServerMachineDataset/``.
+    ``interpretation_label/`` is required only when ``interpretation`` is True."""
     root = Path(root)
     if not root.is_dir():
         raise DataError("SMD folder not found", root)
@@ -41,6 +61,11 @@ def find_smd_root(root: str | Path, interpretation: bool = True) -> Path:
         if not (root / folder).is_dir():
             raise DataError(f"missing folder (the SMD layout has {', '.join(f + '/' for f in needed)})", root / folder)
     return root
+
+
+def _use_interpretation(root: Path, interpretation: bool | None) -> bool:
+    """``interpretation`` None: use ``interpretation_label/`` when it is there."""
+    return (root / INTERPRETATION).is_dir() if interpretation is None else interpretation
 
 
 def list_smd_machines(root: str | Path) -> list[str]:
@@ -90,17 +115,28 @@ def _consistency_notes(labels: np.ndarray, segments: list[Segment], path: Path) 
     return notes
 
 
+def _interpretation(root: Path, machine: str, labels: np.ndarray, columns: int, use: bool) -> tuple[list, list]:
+    """(segments, notes) of ``root/interpretation_label/<machine>.txt`` when ``use``; else none and the note."""
+    if not use:
+        return [], [NO_INTERPRETATION_NOTE]
+    path = root / INTERPRETATION / f"{machine}.txt"
+    segments = parse_interpretation_file(path, len(labels), columns)
+    return segments, _consistency_notes(labels, segments, path)
+
+
 def read_smd_machine(
     root: str | Path,
     machine: str,
     *,
     num_features: int | None = SMD_NUM_FEATURES,
-    interpretation: bool = True,
+    interpretation: bool | None = None,
     missing: str = "error",
     scale: bool = True,
     clip: bool = False,
 ) -> SeriesSplit:
     """Read one machine. ``num_features=None`` accepts any column count (train and test must still agree).
+    ``interpretation``: None (default) reads ``interpretation_label/`` when the folder exists; True requires it;
+    False skips it.
 
     SMD has no missing values, so NaN is a DataError by default (``missing``: see the data module).
     """
@@ -114,11 +150,7 @@ def read_smd_machine(
         raise DataError(f"{test.values.shape[1]} columns but train/{machine}.txt has {columns}", test_path, line=1)
     label_path = root / "test_label" / f"{machine}.txt"
     labels = read_label_file(label_path, len(test.values), test_path)
-    segments, notes = [], []
-    if interpretation:
-        interpretation_path = root / "interpretation_label" / f"{machine}.txt"
-        segments = parse_interpretation_file(interpretation_path, len(test.values), columns)
-        notes = _consistency_notes(labels, segments, interpretation_path)
+    segments, notes = _interpretation(root, machine, labels, columns, _use_interpretation(root, interpretation))
     return make_split(
         machine,
         train.values,
@@ -135,16 +167,110 @@ def read_smd_machine(
     )
 
 
-def read_smd(root: str | Path, machines: str | Sequence[str] = "all", **options: object) -> dict[str, SeriesSplit]:
-    """Read SMD machines: ``"all"``, one name or a list; returns {machine: SeriesSplit} in natural order.
+def _machine_names(machines: str | Sequence[str], listed: Callable[[], list[str]]) -> list[str]:
+    if isinstance(machines, str):
+        return listed() if machines == "all" else [machines]
+    return list(machines)
 
-    ``options`` go to :func:`read_smd_machine` (``num_features``, ``interpretation``, ``missing``, ``scale``,
+
+def read_smd(root: str | Path, machines: str | Sequence[str] = "all", **options: object) -> dict[str, SeriesSplit]:
+    """Read SMD machines (text layout): ``"all"``, one name or a list; returns {machine: SeriesSplit} in natural
+    order. ``options`` go to :func:`read_smd_machine` (``num_features``, ``interpretation``, ``missing``, ``scale``,
     ``clip``).
     """
-    interpretation = bool(options.get("interpretation", True))
-    root = find_smd_root(root, interpretation)
-    if isinstance(machines, str):
-        names = list_smd_machines(root) if machines == "all" else [machines]
-    else:
-        names = list(machines)
+    root = find_smd_root(root, options.get("interpretation"))  # type: ignore[arg-type]
+    names = _machine_names(machines, lambda: list_smd_machines(root))
     return {name: read_smd_machine(root, name, **options) for name in names}
+
+
+# ------------------------------------------------------------------------------------------------ pickle layout
+def find_smd_pkl_root(root: str | Path) -> Path:
+    """The folder holding ``machine-*_train.pkl``...; ``root`` may also be its parent (``Machine/``, ``SMD/`` or
+    ``processed/`` inside)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError("SMD pkl folder not found", root)
+    for candidate in (root, *(root / name for name in PKL_SUBFOLDERS)):
+        if candidate.is_dir() and any(candidate.glob(f"machine-*{PKL_SUFFIXES[0]}")):
+            return candidate
+    raise DataError(
+        "no machine-*_train.pkl file (the SMD pkl layout holds <machine>_train.pkl, <machine>_test.pkl and "
+        "<machine>_test_label.pkl)",
+        root,
+    )
+
+
+def list_smd_pkl_machines(root: str | Path) -> list[str]:
+    """Machine names of the ``machine-*_train.pkl`` files, in natural order (OmniAnomaly's ``processed/`` also holds
+    SMAP/MSL pickles; they are not SMD machines)."""
+    root = find_smd_pkl_root(root)
+    suffix = PKL_SUFFIXES[0]
+    return sorted((path.name[: -len(suffix)] for path in root.glob(f"machine-*{suffix}")), key=_natural_key)
+
+
+def _pkl_values(path: Path, num_features: int | None, allow_missing: bool, train: Path | None = None) -> np.ndarray:
+    """A (T, K) feature array from a pickle, as float64; a DataError naming the file otherwise. ``train``: the train
+    file whose column count ``num_features`` is."""
+    values = load_array_pickle(path, "a (time, features) array of numbers")
+    if values.ndim != 2:
+        raise DataError(f"expected a 2-D (time, features) array, got shape {values.shape}", path)
+    if num_features is not None and values.shape[1] != num_features:
+        against = f" but {train.name} has {num_features}" if train else f", expected {num_features}"
+        raise DataError(f"{values.shape[1]} columns{against}", path)
+    values = values.astype(np.float64)
+    check_finite(values, path, None, None, allow_missing)
+    return values
+
+
+def _pkl_labels(path: Path, test_length: int, test_path: Path) -> np.ndarray:
+    labels = load_array_pickle(path, "a (time,) array of 0/1 labels")
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise DataError(f"expected a 1-D array of 0/1 labels, got shape {labels.shape}", path)
+    return check_labels(labels.astype(np.float64), path, None, test_length, test_path)
+
+
+def read_smd_pkl_machine(
+    root: str | Path,
+    machine: str,
+    *,
+    num_features: int | None = SMD_NUM_FEATURES,
+    interpretation: bool | None = None,
+    missing: str = "error",
+    scale: bool = True,
+    clip: bool = False,
+) -> SeriesSplit:
+    """Read one machine of the pickle layout (see the module docstring); options as :func:`read_smd_machine`
+    (``interpretation`` refers to an ``interpretation_label/`` folder next to the pickles)."""
+    root = find_smd_pkl_root(root)
+    train_path, test_path, label_path = (root / f"{machine}{suffix}" for suffix in PKL_SUFFIXES)
+    allow_missing = missing != "error"
+    train = _pkl_values(train_path, num_features, allow_missing)
+    test = _pkl_values(test_path, train.shape[1], allow_missing, train_path)
+    labels = _pkl_labels(label_path, len(test), test_path)
+    if interpretation and not (root / INTERPRETATION).is_dir():
+        raise DataError("missing folder (interpretation=True needs interpretation_label/)", root / INTERPRETATION)
+    segments, notes = _interpretation(root, machine, labels, train.shape[1], _use_interpretation(root, interpretation))
+    return make_split(
+        machine,
+        train,
+        test,
+        [f"feature_{k}" for k in range(train.shape[1])],
+        test_labels=labels,
+        interpretation=segments,
+        missing=missing,
+        scale=scale,
+        clip=clip,
+        train_path=train_path,
+        test_path=test_path,
+        notes=notes,
+    )
+
+
+def read_smd_pkl(root: str | Path, machines: str | Sequence[str] = "all", **options: object) -> dict[str, SeriesSplit]:
+    """Read SMD machines of the pickle layout: ``"all"``, one name or a list; {machine: SeriesSplit} in natural
+    order. ``options`` as :func:`read_smd_pkl_machine`."""
+    root = find_smd_pkl_root(root)
+    names = _machine_names(machines, lambda: list_smd_pkl_machines(root))
+    return {name: read_smd_pkl_machine(root, name, **options) for name in names}

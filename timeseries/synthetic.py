@@ -1,5 +1,6 @@
-"""Synthetic anomaly-detection data WRITTEN in the official on-disk layouts (SMD, PSM, MSL/SMAP), so that the real
-readers are what the tests, the demo and a user's first run exercise.
+"""Synthetic anomaly-detection data WRITTEN in the official on-disk layouts (SMD as text or as OmniAnomaly/ImDiffusion
+pickles, TSB-AD-M CSV, PSM, MSL/SMAP), so that the real readers are what the tests, the demo and a user's first run
+exercise.
 
 Each entity is a multivariate series driven by shared latent factors (so features are correlated), each factor a
 seasonal wave (a fundamental and its harmonic, period 40-300 steps) plus a slow AR(1) wander; features add a linear
@@ -14,13 +15,18 @@ test half (the series continues in time) receives anomalies of every kind in :da
   features they normally follow, with unchanged ranges.
 
 Written SMD values are clipped to [0, 1] and printed with 6 significant digits. Interpretation lines use the official
-convention (0-based start, exclusive end, 1-based dims). ``synthetic_manifest.json`` records each anomaly's kind.
+convention (0-based start, exclusive end, 1-based dims). The same SMD machines can also be written (``formats``) as
+``<machine>_{train,test,test_label}.pkl`` (float32 arrays of the printed values, labels float32 0/1, as OmniAnomaly's
+``data_preprocess.py`` writes them) and as one TSB-AD-M CSV per machine (``NNN_SMD_id_N_Facility_tr_<train
+length>_1st_<first anomaly>.csv``: the train rows, then the test rows, then ``Label``), all holding the same numbers.
+``synthetic_manifest.json`` records each anomaly's kind.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import pickle
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -161,6 +167,41 @@ def _write_manifest(dataset: SyntheticDataset, out: Path, seed: int) -> Syntheti
     return dataset
 
 
+SMD_FORMATS = ("txt", "pkl", "tsb_ad")
+
+
+def tsb_ad_file_name(index: int, dataset: str, domain: str, train_end: int, first_anomaly: int) -> str:
+    """A TSB-AD file name: ``[idx]_[Dataset]_id_[n]_[Domain]_tr_[trainEnd]_1st_[firstAnomaly].csv``."""
+    return f"{index:03d}_{dataset}_id_{index}_{domain}_tr_{train_end}_1st_{first_anomaly}.csv"
+
+
+def _printed(values: np.ndarray) -> np.ndarray:
+    """``values`` as written with 6 significant digits (what a reader of the text files gets back)."""
+    return np.char.mod("%.6g", values).astype(np.float64)
+
+
+def _write_smd_formats(out: Path, index: int, name: str, entity: SyntheticEntity, formats: Sequence[str]) -> None:
+    train, test = _printed(entity.train), _printed(entity.test)
+    if "txt" in formats:
+        np.savetxt(out / "train" / f"{name}.txt", entity.train, fmt="%.6g", delimiter=",")
+        np.savetxt(out / "test" / f"{name}.txt", entity.test, fmt="%.6g", delimiter=",")
+        np.savetxt(out / "test_label" / f"{name}.txt", entity.labels, fmt="%d")
+        lines = [f"{a.start}-{a.end}:{','.join(str(d + 1) for d in a.dims)}\n" for a in entity.anomalies]
+        (out / "interpretation_label" / f"{name}.txt").write_text("".join(lines))
+    if "pkl" in formats:  # OmniAnomaly's data_preprocess.py: pickle.dump of float32 arrays (Python 3's protocol 3)
+        arrays = (train.astype(np.float32), test.astype(np.float32), entity.labels.astype(np.float32))
+        for suffix, array in zip(("train", "test", "test_label"), arrays):
+            with (out / f"{name}_{suffix}.pkl").open("wb") as handle:
+                pickle.dump(array, handle, protocol=3)
+    if "tsb_ad" in formats:
+        first = len(train) + int(np.flatnonzero(entity.labels)[0]) if entity.labels.any() else 0
+        path = out / tsb_ad_file_name(index + 1, "SMD", "Facility", len(train), first)
+        labels = np.concatenate([np.zeros(len(train), dtype=np.int64), entity.labels])
+        header = ",".join([*(f"feature_{k}" for k in range(train.shape[1])), "Label"])
+        rows = [",".join(f"{v:.6g}" for v in row) + f",{y}" for row, y in zip(np.vstack([train, test]), labels)]
+        path.write_text("\n".join([header, *rows]) + "\n")
+
+
 def write_smd_dataset(
     out_dir: str | Path,
     machines: int | Sequence[str] | None = None,
@@ -169,28 +210,31 @@ def write_smd_dataset(
     seed: int = 0,
     size: str = "small",
     per_kind: int | None = None,
+    formats: Sequence[str] = ("txt",),
 ) -> SyntheticDataset:
     """Write ``train/ test/ test_label/ interpretation_label/`` for each machine into ``out_dir``.
 
     ``machines`` is a count (names machine-1-1, machine-1-2, ...) or a list of names; ``length`` is the train and the
     test length each. Presets: small = 3 machines x 2000, medium = 8 x 12000; ``per_kind`` defaults to
     ``max(1, length // 3000)`` anomalies of each kind per machine (about 11% anomalous points for small, 7% for
-    medium; SMD has 4%).
+    medium; SMD has 4%). ``formats`` (any of ``txt``, ``pkl``, ``tsb_ad``) also or instead writes the same machines
+    as ``<machine>_{train,test,test_label}.pkl`` and as TSB-AD-M CSV files into ``out_dir`` (module docstring).
     """
+    unknown = sorted(set(formats) - set(SMD_FORMATS))
+    if unknown or not formats:
+        raise ValueError(f"formats must be a non-empty subset of {SMD_FORMATS}, got {list(formats)}")
     count, length = _preset(size, machines if isinstance(machines, int) else None, length)
     names = list(machines) if machines is not None and not isinstance(machines, int) else []
     names = names or [f"machine-1-{i + 1}" for i in range(count)]
     out = Path(out_dir)
-    for folder in ("train", "test", "test_label", "interpretation_label"):
-        (out / folder).mkdir(parents=True, exist_ok=True)
-    dataset = SyntheticDataset(out, "smd")
+    out.mkdir(parents=True, exist_ok=True)
+    if "txt" in formats:
+        for folder in ("train", "test", "test_label", "interpretation_label"):
+            (out / folder).mkdir(parents=True, exist_ok=True)
+    dataset = SyntheticDataset(out, "smd" if "txt" in formats else "smd_pkl" if "pkl" in formats else "tsb_ad")
     for index, name in enumerate(names):
         entity = generate_entity(length, features, [seed, index], per_kind=per_kind or max(1, length // 3000))
-        np.savetxt(out / "train" / f"{name}.txt", entity.train, fmt="%.6g", delimiter=",")
-        np.savetxt(out / "test" / f"{name}.txt", entity.test, fmt="%.6g", delimiter=",")
-        np.savetxt(out / "test_label" / f"{name}.txt", entity.labels, fmt="%d")
-        lines = [f"{a.start}-{a.end}:{','.join(str(d + 1) for d in a.dims)}\n" for a in entity.anomalies]
-        (out / "interpretation_label" / f"{name}.txt").write_text("".join(lines))
+        _write_smd_formats(out, index, name, entity, formats)
         dataset.anomalies[name] = entity.anomalies
     return _write_manifest(dataset, out, seed)
 
@@ -283,6 +327,9 @@ _WRITES = {
     "msl": [("data/train", "*.npy"), ("data/test", "*.npy"), ("labeled_anomalies.csv", None), (MANIFEST, None)],
 }
 _WRITES["smap"] = _WRITES["msl"]
+_WRITES["smd_pkl"] = [(".", "machine-*_train.pkl"), (".", "machine-*_test.pkl"), (".", "machine-*_test_label.pkl")]
+_WRITES["smd_pkl"].append((MANIFEST, None))
+_WRITES["tsb_ad"] = [(".", "*_SMD_id_*_tr_*_1st_*.csv"), (MANIFEST, None)]
 
 
 def dataset_files(out_dir: str | Path, layout: str) -> list[Path]:
@@ -301,12 +348,13 @@ def dataset_files(out_dir: str | Path, layout: str) -> list[Path]:
 def write_synthetic(
     out_dir: str | Path, layout: str = "smd", size: str = "small", seed: int = 0, overwrite: bool = False
 ) -> SyntheticDataset:
-    """Write a preset dataset in ``layout`` "smd" | "psm" | "msl" | "smap" (for ``diffusekit timeseries synth``).
+    """Write a preset dataset in ``layout`` "smd" | "smd_pkl" | "tsb_ad" | "psm" | "msl" | "smap" (for
+    ``diffusekit timeseries synth``; ``smd_pkl`` and ``tsb_ad`` are the SMD machines in those formats).
 
     A folder that already holds files of a ``layout`` dataset is a DataError unless ``overwrite``; then those files
     are removed first, so that no file of the old dataset (a machine the new one lacks) is left among the new."""
     if layout not in _WRITES:
-        raise ValueError(f"layout must be smd, psm, msl or smap, got {layout!r}")
+        raise ValueError(f"layout must be one of {', '.join(_WRITES)}, got {layout!r}")
     existing = dataset_files(out_dir, layout)
     if existing and not overwrite:
         first = existing[0].relative_to(out_dir).as_posix()
@@ -317,10 +365,9 @@ def write_synthetic(
         )
     for path in existing:
         path.unlink()
-    if layout == "smd":
-        return write_smd_dataset(out_dir, seed=seed, size=size)
+    formats = {"smd": "txt", "smd_pkl": "pkl", "tsb_ad": "tsb_ad"}
+    if layout in formats:
+        return write_smd_dataset(out_dir, seed=seed, size=size, formats=(formats[layout],))
     if layout == "psm":
         return write_psm_dataset(out_dir, seed=seed, size=size)
-    if layout in ("msl", "smap"):
-        return write_msl_smap_dataset(out_dir, layout, seed=seed, size=size)
-    raise ValueError(f"layout must be smd, psm, msl or smap, got {layout!r}")
+    return write_msl_smap_dataset(out_dir, layout, seed=seed, size=size)

@@ -1,9 +1,10 @@
 """One model per entity, as the command line runs it: configs, training (with ``detector.json``), evaluation
 with the oracle and deployable protocols, and the results table.
 
-Every SMD machine, or the single PSM / MSL / SMAP / CSV series, trains into ``work_dir/<entity>/``
-(``final_weights.pth``, ``curves.png`` and ``detector.json``: the train scaler and the deployable vote thresholds
-calibrated on the held-out tail of the training series). Scoring itself is :mod:`diffusekit.timeseries.pipeline`.
+Every SMD machine (text or pickle layout) and every TSB-AD-M file, or the single PSM / MSL / SMAP / CSV series,
+trains into ``work_dir/<entity>/`` (``final_weights.pth``, ``curves.png`` and ``detector.json``: the train scaler
+and the deployable vote thresholds calibrated on the held-out tail of the training series). Scoring itself is
+:mod:`diffusekit.timeseries.pipeline`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from diffusekit.core import commands
 from diffusekit.core.engine import load_config, load_weights, train
 from diffusekit.core.errors import DataError
 from diffusekit.timeseries.data import MinMaxScaling, SeriesSplit
-from diffusekit.timeseries.datasets import check_layout, entity_names, read_entity
+from diffusekit.timeseries.datasets import check_layout, entity_arg, entity_names, read_entity
 from diffusekit.timeseries.ensemble import SeriesScores, VoteCalibration, oracle_search
 from diffusekit.timeseries.metrics import (
     average_detection_delay,
@@ -102,7 +103,7 @@ def entity_config(cfg: Config, data: str | Path, layout: str, name: str, num_fea
     cfg = copy.deepcopy(cfg)
     dataset = cfg.train_dataloader.dataset
     dataset.update(data_root=str(Path(data).expanduser().absolute()), layout=layout)
-    dataset["machine"] = name if layout == "smd" else None
+    dataset["machine"] = entity_arg(layout, name)
     if cfg.get("val_dataloader"):
         shared = ("data_root", "layout", "machine", "window", "val_fraction")
         cfg.val_dataloader.dataset.update({key: dataset[key] for key in shared if key in dataset})
@@ -183,9 +184,9 @@ def train_entities(
         raise DataError("the work dir names an existing file", work_dir)
     names, dirs = select_entities(data, layout, machines), []
     for name in names[1:]:  # every entity's files are checked before the first model trains (the first: below)
-        read_entity(data, layout, name if layout == "smd" else None)
+        read_entity(data, layout, entity_arg(layout, name))
     for name in names:
-        split = read_entity(data, layout, name if layout == "smd" else None)
+        split = read_entity(data, layout, entity_arg(layout, name))
         entity_dir = work_dir / name
         if entity_dir.exists() and not entity_dir.is_dir():
             raise DataError("the entity's work dir names an existing file", entity_dir)
@@ -284,7 +285,7 @@ def evaluate_entities(
     results = []
     for name in select_entities(data, layout, machines):
         weights = resolve_checkpoint(checkpoint, name)
-        split = read_entity(data, layout, name if layout == "smd" else None)
+        split = read_entity(data, layout, entity_arg(layout, name))
         if split.test_labels is None:
             raise DataError(f"{split.name}: the test part has no labels; use `predict` for unlabelled data", data)
         model = load_entity_model(cfg, weights, split.num_features, device)

@@ -1,11 +1,12 @@
 """Bad inputs to ``diffusekit timeseries``: each case exits 2 with one stderr line naming the file or option, prints
-no traceback and writes nothing (issue 16). The inputs are corrupted copies of synthetic data in each layout (SMD,
-PSM, MSL, CSV) and of one tiny model trained once per module."""
+no traceback and writes nothing (issue 16). The inputs are corrupted copies of synthetic data in each layout (SMD as
+text and as pickles, TSB-AD-M, PSM, MSL, CSV) and of one tiny model trained once per module."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ class Base:
     msl: Path
     csv: Path
     work: Path
+    smd_pkl: Path
+    tsb_ad: Path
 
     @property
     def entity(self) -> Path:
@@ -57,12 +60,14 @@ def base(tmp_path_factory) -> Base:
     write_psm_dataset(root / "psm", length=600, features=4)
     write_msl_smap_dataset(root / "msl", "MSL", channels=1, length=600, features=3)
     write_demo_data(root / "csv", features=38, length=600)  # timestamp, feature_0..37 (the SMD names), label in test
+    write_smd_dataset(root / "smd_pkl", machines=1, length=600, per_kind=1, formats=("pkl",))
+    write_smd_dataset(root / "tsb_ad", machines=1, length=600, per_kind=1, formats=("tsb_ad",))
     work = root / "work"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cli, "installed_domains", lambda: [DOMAIN])
         argv = ["timeseries", "train", *CONFIG, "--data", root / "smd", "--work-dir", work, "--cfg-options", *FAST]
         assert cli.main([str(a) for a in argv]) == 0
-    yield Base(root / "smd", root / "psm", root / "msl", root / "csv", work)
+    yield Base(root / "smd", root / "psm", root / "msl", root / "csv", work, root / "smd_pkl", root / "tsb_ad")
     torch.set_num_threads(threads)
 
 
@@ -106,6 +111,15 @@ def predict_args(checkpoint: Path, input_: Path, out: Path, *extra: str) -> list
 
 def smd_file(data: Path, folder: str) -> Path:
     return data / folder / f"{MACHINE}.txt"
+
+
+def pkl_file(data: Path, part: str) -> Path:
+    return data / f"{MACHINE}_{part}.pkl"
+
+
+def tsb_ad_file(data: Path) -> Path:
+    (path,) = data.glob("*.csv")
+    return path
 
 
 def entity_copy(b: Base, tmp: Path) -> Path:
@@ -308,6 +322,65 @@ def _(b, tmp):
 def _(b, tmp):
     (tmp / "work").write_text("mine")
     return train_args(b.smd, tmp), (tmp / "work",), (tmp, b.smd)
+
+
+# ------------------------------------------------------------------------------- SMD pickles, TSB-AD-M
+@case("smd-pkl-runs-no-code")
+def _(b, tmp):
+    data = copy(b.smd_pkl, tmp)
+    pkl_file(data, "train").write_bytes(pickle.dumps(_Payload(tmp / "ran"), protocol=2))
+    return train_args(data, tmp, "--layout", "smd_pkl"), (pkl_file(data, "train"), "system"), (tmp,)
+
+
+@case("smd-pkl-array-holding-code")
+def _(b, tmp):
+    data = copy(b.smd_pkl, tmp)
+    pkl_file(data, "test").write_bytes(pickle.dumps(np.array([_Payload(tmp / "ran")], dtype=object)))
+    return train_args(data, tmp, "--layout", "smd_pkl"), (pkl_file(data, "test"), "system"), (tmp,)
+
+
+@case("smd-pkl-holds-a-dict")
+def _(b, tmp):
+    data = copy(b.smd_pkl, tmp)
+    pkl_file(data, "train").write_bytes(pickle.dumps({"train": np.zeros((600, 38))}))
+    return train_args(data, tmp, "--layout", "smd_pkl"), (pkl_file(data, "train"), "dict"), (tmp,)
+
+
+@case("smd-pkl-label-not-0-or-1")
+def _(b, tmp):
+    data = copy(b.smd_pkl, tmp)
+    labels = np.zeros(600, dtype=np.float32)
+    labels[7] = 3
+    pkl_file(data, "test_label").write_bytes(pickle.dumps(labels))
+    return train_args(data, tmp, "--layout", "smd_pkl"), (pkl_file(data, "test_label"), "row 7"), (tmp,)
+
+
+@case("smd-pkl-truncated")
+def _(b, tmp):
+    data = copy(b.smd_pkl, tmp)
+    truncate(pkl_file(data, "test"))
+    return train_args(data, tmp, "--layout", "smd_pkl"), (pkl_file(data, "test"),), (tmp,)
+
+
+@case("tsb-ad-name-without-train-length")
+def _(b, tmp):
+    data = copy(b.tsb_ad, tmp)
+    path = tsb_ad_file(data).rename(data / "001_SMD_id_1_Facility.csv")
+    return train_args(data, tmp, "--layout", "tsb_ad"), (path, "train length"), (tmp,)
+
+
+@case("tsb-ad-label-not-0-or-1")
+def _(b, tmp):
+    data = copy(b.tsb_ad, tmp)
+    set_field(tsb_ad_file(data), 650, -1, "2")
+    return train_args(data, tmp, "--layout", "tsb_ad"), (f"{tsb_ad_file(data)}:650", "0 or 1"), (tmp,)
+
+
+@case("tsb-ad-train-length-beyond-the-file")
+def _(b, tmp):
+    data = copy(b.tsb_ad, tmp)
+    path = tsb_ad_file(data).rename(data / "001_SMD_id_1_Facility_tr_1200_1st_1300.csv")
+    return train_args(data, tmp, "--layout", "tsb_ad"), (path, "beyond"), (tmp,)
 
 
 # ------------------------------------------------------------------------------------- PSM, MSL, CSV
@@ -759,7 +832,8 @@ def test_the_clean_inputs_work(base: Base, tmp_path: Path, capfd):
     """The cases fail because of what they corrupt: the same inputs, clean, are read and scored."""
     from diffusekit.timeseries.datasets import read_entity
 
-    for root, layout in ((base.smd, "smd"), (base.psm, "psm"), (base.msl, "msl"), (base.csv, "csv")):
+    layouts = [(base.smd, "smd"), (base.psm, "psm"), (base.msl, "msl"), (base.csv, "csv")]
+    for root, layout in [*layouts, (base.smd_pkl, "smd_pkl"), (base.tsb_ad, "tsb_ad")]:
         assert read_entity(root, layout).num_features > 0
     argv, _ = predict_on(base, tmp_path)
     outcome = run_cli(argv, capfd)

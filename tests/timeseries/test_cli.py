@@ -85,6 +85,32 @@ def test_evaluate_prints_table_and_json(trained, tmp_path, capsys):
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "machine-1-1.png").is_file()
 
 
+def test_synth_and_evaluate_in_the_pickle_and_tsb_ad_layouts(trained, tmp_path, capsys):
+    """The machines of ``trained`` written again as SMD pickles and TSB-AD-M CSV (``formats``) score like the text
+    files with the same weights; ``synth --layout`` writes both layouts too."""
+    data, work = trained
+    for layout, pattern in (("smd_pkl", "machine-1-1_test_label.pkl"), ("tsb_ad", "001_SMD_id_1_*.csv")):
+        assert cli.main(["timeseries", "synth", "--out", str(tmp_path / layout), "--layout", layout]) == 0
+        assert len(list((tmp_path / layout).glob(pattern))) == 1
+    capsys.readouterr()
+    again = tmp_path / "again"
+    write_smd_dataset(again, machines=2, length=600, per_kind=1, formats=("pkl", "tsb_ad"))  # the fixture's data
+    weights = str(work / "machine-1-1" / "final_weights.pth")
+    (tsb_ad,) = again.glob("001_SMD_id_1_Facility_tr_600_1st_*.csv")
+    results = {}
+    for layout, source, machine in (
+        ("smd", data, "machine-1-1"),
+        ("smd_pkl", again, "machine-1-1"),
+        ("tsb_ad", again, tsb_ad.stem),
+    ):
+        args = ["timeseries", "evaluate", *FAST[:2], "--data", str(source), "--checkpoint", weights, "--layout"]
+        assert cli.main([*args, layout, "--machines", machine, "--json", *FAST[2:]]) == 0
+        results[layout] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["per_entity"][machine]
+    for key in ("f1", "pa_f1", "vus_pr", "r_auc_pr", "test_steps"):
+        assert results["tsb_ad"][key] == results["smd"][key], key  # the same numbers parsed from the same text
+    assert results["smd_pkl"]["test_steps"] == 600 and 0.0 <= results["smd_pkl"]["vus_pr"] <= 1.0
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open() as handle:
         return list(csv.DictReader(handle))

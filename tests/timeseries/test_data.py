@@ -3,7 +3,11 @@ synthetic files corrupted one way at a time (every bad input must be a DataError
 
 from __future__ import annotations
 
+import os
+import pickle
+import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +16,22 @@ import torch
 
 from diffusekit.core.errors import DataError
 from diffusekit.timeseries.data import MinMaxScaling, WindowDataset, fill_missing, window_starts
+from diffusekit.timeseries.metrics import hit_rate_at_p
 from diffusekit.timeseries.msl_smap import read_labeled_anomalies, read_msl_smap
 from diffusekit.timeseries.psm import read_psm
-from diffusekit.timeseries.smd import list_smd_machines, read_smd, read_smd_machine
+from diffusekit.timeseries.safe_pickle import load_array_pickle
+from diffusekit.timeseries.smd import (
+    NO_INTERPRETATION_NOTE,
+    list_smd_machines,
+    list_smd_pkl_machines,
+    read_smd,
+    read_smd_machine,
+    read_smd_pkl,
+    read_smd_pkl_machine,
+)
 from diffusekit.timeseries.synthetic import write_msl_smap_dataset, write_psm_dataset, write_smd_dataset
 from diffusekit.timeseries.tabular import read_csv_series
+from diffusekit.timeseries.tsb_ad import list_tsb_ad_files, parse_tsb_ad_name, read_tsb_ad, read_tsb_ad_file
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SMD_REAL = SHARED / "smd" / "ServerMachineDataset"
@@ -341,3 +356,244 @@ def test_user_csv_with_quoted_fields(tmp_path):
     with pytest.raises(DataError, match="column 'mem': 'x,y' is not a number") as caught:
         read_csv_series(path, timestamp_column="time, UTC", label_column="label", train_end=1)
     assert caught.value.line == 3
+
+
+# ---------------------------------------------------------------- SMD without interpretation_label/
+
+
+def test_smd_without_interpretation_folder_reads_and_says_so(smd):
+    with_it = read_smd_machine(smd, "machine-1-1")
+    assert with_it.interpretation and NO_INTERPRETATION_NOTE not in with_it.notes
+    shutil.rmtree(smd / "interpretation_label")
+    split = read_smd_machine(smd, "machine-1-1")
+    assert split.interpretation == [] and split.notes == [NO_INTERPRETATION_NOTE]  # said once, on the split
+    np.testing.assert_array_equal(split.test, with_it.test)
+    assert list(read_smd(smd)) == ["machine-1-1"] and read_smd(smd, interpretation=False)["machine-1-1"].notes
+    with pytest.raises(DataError, match="missing folder") as caught:
+        read_smd_machine(smd, "machine-1-1", interpretation=True)  # asked for explicitly: still required
+    assert caught.value.path == smd / "interpretation_label"
+    with pytest.raises(ValueError, match="no interpretation point"):  # where interpretation scores are computed
+        hit_rate_at_p(split.interpretation, np.zeros((len(split.test), 38)))
+
+
+# ---------------------------------------------------------------- SMD pickle layout (OmniAnomaly / ImDiffusion)
+
+
+def _dump(path: Path, obj: object, protocol: int = 3) -> Path:
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    return path
+
+
+def _numpy1_names(data: bytes) -> bytes:
+    """A protocol 2/3 pickle as numpy 1.x writes it: ``numpy.core.multiarray`` instead of ``numpy._core...``."""
+    assert b"numpy._core.multiarray" in data
+    return data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_array_pickles_of_every_protocol_load(tmp_path, protocol):
+    arrays = {
+        "float32": np.arange(12, dtype=np.float32).reshape(4, 3) / 7,
+        "float64": np.random.default_rng(protocol).random((5, 38)),
+        "int labels": np.array([0, 1, 1, 0], dtype=np.int64),
+        "float32 labels": np.array([0.0, 1.0, 0.0], dtype=np.float32),
+        "bool labels": np.array([True, False]),
+        "fortran order": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        "strided view": np.arange(24.0).reshape(4, 6)[:, ::2],
+    }
+    for name, array in arrays.items():
+        loaded = load_array_pickle(_dump(tmp_path / "a.pkl", array, protocol))
+        assert loaded.dtype == array.dtype and np.array_equal(loaded, array), name
+    if protocol <= 3:  # text GLOBAL opcodes: the numpy 1.x spelling can be written byte for byte
+        path = tmp_path / "numpy1.pkl"
+        path.write_bytes(_numpy1_names(pickle.dumps(arrays["float32"], protocol=protocol)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy.core is never imported (numpy 2 warns on it)
+            assert np.array_equal(load_array_pickle(path), arrays["float32"])
+
+
+def test_a_pickle_that_runs_code_is_refused_before_it_runs(tmp_path):
+    marker = tmp_path / "ran"
+    for protocol in (2, 5):
+        for payload in (_RunsCode(marker), np.array([_RunsCode(marker)], dtype=object), [1, _RunsCode(marker)]):
+            path = _dump(tmp_path / "machine-1-1_train.pkl", payload, protocol)
+            with pytest.raises(DataError, match=r"refused to unpickle the global (posix|nt)\.system") as caught:
+                load_array_pickle(path)
+            assert caught.value.path == path
+    assert not marker.exists()
+    pickle.loads(path.read_bytes())  # the control: the last file, unpickled plainly, does run its payload
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"train": [1, 2]}, "holds a dict"),
+        ([0.1, 0.2], "holds a list"),
+        (np.array(["a", "b"]), "dtype <U1"),
+        (np.array([1.0, None], dtype=object), "dtype object"),
+        (np.array([1 + 2j]), "dtype complex128"),
+        (np.zeros((0, 38), dtype=np.float32), "empty array"),
+        (np.float32(1.0), "refused to unpickle the global numpy._core.multiarray.scalar"),
+    ],
+)
+def test_a_pickle_of_anything_but_a_numeric_array_is_a_data_error(tmp_path, payload, message):
+    path = _dump(tmp_path / "x.pkl", payload)
+    with pytest.raises(DataError, match=re.escape(message)) as caught:
+        load_array_pickle(path)
+    assert caught.value.path == path
+
+
+@pytest.fixture(scope="module")
+def pristine_formats(tmp_path_factory):
+    """Two machines written as text, pickles and TSB-AD-M CSV: the same numbers in every format."""
+    root = tmp_path_factory.mktemp("smd_formats")
+    write_smd_dataset(root, machines=2, length=700, per_kind=1, seed=4, formats=("txt", "pkl", "tsb_ad"))
+    return root
+
+
+@pytest.fixture
+def formats(pristine_formats, tmp_path):
+    root = tmp_path / "formats"
+    shutil.copytree(pristine_formats, root)
+    return root
+
+
+def test_smd_pkl_reads_what_the_text_layout_holds(formats):
+    text, pkl = read_smd(formats), read_smd_pkl(formats)
+    assert list(pkl) == list(text) == list_smd_pkl_machines(formats) == ["machine-1-1", "machine-1-2"]
+    for name, split in pkl.items():
+        reference = text[name]
+        assert split.train.shape == reference.train.shape == (700, 38) and split.test.dtype == np.float32
+        np.testing.assert_array_equal(split.raw_train, reference.raw_train)  # float32 of the same printed numbers
+        np.testing.assert_allclose(split.test, reference.test, atol=1e-6)
+        assert split.test_labels.dtype == np.int64 and np.array_equal(split.test_labels, reference.test_labels)
+        assert split.interpretation == reference.interpretation  # interpretation_label/ next to the pickles
+    for folder in ("train", "test", "test_label", "interpretation_label"):
+        shutil.rmtree(formats / folder)
+    nested = formats.parent / "ImDiffusion" / "data"
+    shutil.move(formats, nested / "Machine")
+    split = read_smd_pkl_machine(nested, "machine-1-2")  # data/, the parent of Machine/, works too
+    assert split.interpretation == [] and split.notes == [NO_INTERPRETATION_NOTE]
+
+
+PKL_CASES = {
+    "dict in train": (lambda r: _dump(r / "machine-1-1_train.pkl", {"a": 1}), "train", "holds a dict"),
+    "3-D test": (lambda r: _dump(r / "machine-1-1_test.pkl", np.zeros((700, 38, 2))), "test", "2-D"),
+    "37 test columns": (lambda r: _dump(r / "machine-1-1_test.pkl", np.zeros((700, 37))), "test",
+                        "37 columns but machine-1-1_train.pkl has 38"),
+    "39 train columns": (lambda r: _dump(r / "machine-1-1_train.pkl", np.zeros((700, 39))), "train",
+                         "39 columns, expected 38"),
+    "nan in train": (lambda r: _dump(r / "machine-1-1_train.pkl", np.full((700, 38), np.nan)), "train",
+                     "missing value \\(NaN\\) at row 0"),
+    "inf in test": (lambda r: _dump(r / "machine-1-1_test.pkl", np.full((700, 38), np.inf)), "test",
+                    "infinite value at row 0"),
+    "label 2": (lambda r: _dump(r / "machine-1-1_test_label.pkl", np.full(700, 2.0)), "test_label",
+                "label must be 0 or 1, got 2 at row 0"),
+    "short labels": (lambda r: _dump(r / "machine-1-1_test_label.pkl", np.zeros(699)), "test_label",
+                     "699 labels but machine-1-1_test.pkl has 700 rows"),
+    "truncated": (lambda r: (r / "machine-1-1_test.pkl").write_bytes((r / "machine-1-1_test.pkl").read_bytes()[:99]),
+                  "test", "not a readable pickle"),
+    "text file": (lambda r: (r / "machine-1-1_test_label.pkl").write_text("0\n1\n"), "test_label",
+                  "not a readable pickle"),
+    "no labels": (lambda r: (r / "machine-1-1_test_label.pkl").unlink(), "test_label", "file not found"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(PKL_CASES))
+def test_smd_pkl_bad_input_names_the_file(formats, case):
+    corrupt, part, message = PKL_CASES[case]
+    corrupt(formats)
+    with pytest.raises(DataError, match=message) as caught:
+        read_smd_pkl(formats, "machine-1-1")
+    assert caught.value.path == formats / f"machine-1-1_{part}.pkl"
+
+
+def test_smd_pkl_folder_errors(tmp_path):
+    with pytest.raises(DataError, match="SMD pkl folder not found"):
+        read_smd_pkl(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="no machine-\\*_train.pkl") as caught:
+        read_smd_pkl(tmp_path)
+    assert caught.value.path == tmp_path
+    with pytest.raises(ValueError, match="formats must be"):
+        write_smd_dataset(tmp_path, machines=1, length=700, formats=("csv",))
+
+
+def test_real_smd_as_pickles(tmp_path):
+    """The real sample converted as OmniAnomaly's data_preprocess.py does (np.genfromtxt float32, pickle.dump)."""
+    if not SMD_REAL.is_dir():
+        pytest.skip(f"real SMD sample not found at {SMD_REAL}")
+    machine = "machine-1-2"
+    for folder, suffix in (("train", "train"), ("test", "test"), ("test_label", "test_label")):
+        values = np.loadtxt(SMD_REAL / folder / f"{machine}.txt", delimiter=",", dtype=np.float32)
+        _dump(tmp_path / f"{machine}_{suffix}.pkl", values)
+    split, text = read_smd_pkl_machine(tmp_path, machine), read_smd_machine(SMD_REAL, machine)
+    np.testing.assert_array_equal(split.raw_train, text.raw_train)
+    np.testing.assert_array_equal(split.raw_test, text.raw_test)
+    np.testing.assert_allclose(split.test, text.test, atol=1e-5)
+    assert split.test_labels.sum() == text.test_labels.sum() == 542
+    assert split.notes == [NO_INTERPRETATION_NOTE] and text.interpretation
+
+
+# ---------------------------------------------------------------- TSB-AD-M CSV
+
+
+def test_tsb_ad_reads_what_the_text_layout_holds(formats):
+    text, tsb = read_smd(formats), read_tsb_ad(formats)
+    files = list_tsb_ad_files(formats)
+    assert list(tsb) == [path.stem for path in files] and len(files) == 2
+    for split, reference, path in zip(tsb.values(), text.values(), files):
+        name = parse_tsb_ad_name(path)
+        assert (name.dataset, name.domain, name.train_end) == ("SMD", "Facility", 700)
+        assert name.first_anomaly == 700 + int(np.flatnonzero(reference.test_labels)[0])
+        np.testing.assert_array_equal(split.test, reference.test)  # the same printed numbers, parsed the same way
+        np.testing.assert_array_equal(split.test_labels, reference.test_labels)
+        assert split.train_labels.sum() == 0 and split.feature_names == reference.feature_names
+        assert split.notes == ["train/test split at row 700, from the file name"]
+    one = read_tsb_ad_file(files[1])
+    assert one.name == files[1].stem and read_tsb_ad(files[1]).keys() == {files[1].stem}
+
+
+def _tsb_file(root: Path, name: str, rows: list[str], header: str = "a,b,Label") -> Path:
+    path = root / name
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_tsb_ad_notes_and_bad_input(tmp_path):
+    rows = [f"{t},{t % 3},{int(t in (2, 7))}" for t in range(10)]
+    path = _tsb_file(tmp_path, "005_Toy_id_3_Sensor_tr_4_1st_5.csv", rows)
+    split = read_tsb_ad_file(path)
+    assert split.train.shape == (4, 2) and split.test_labels.tolist() == [0, 0, 0, 1, 0, 0]
+    assert any("first anomaly is at row 5; the labels say 2" in note for note in split.notes)
+    assert any("train part holds 1 anomalous" in note for note in split.notes)
+    cases = [
+        ("001_Toy_id_1_Sensor.csv", rows, "a,b,Label", "no train length", None),
+        ("001_Toy_id_1_Sensor_tr_x_1st_2.csv", rows, "a,b,Label", "no train length", None),
+        ("001_Toy_tr_4_1st_2.csv", rows, "a,b,Label", "not a TSB-AD name", None),
+        ("001_Toy_id_1_Sensor_tr_10_1st_2.csv", rows, "a,b,Label", "train length 10 .* beyond the file's 10", None),
+        ("001_Toy_id_1_Sensor_tr_0_1st_2.csv", rows, "a,b,Label", "no train part", None),
+        ("001_Toy_id_1_Sensor_tr_4_1st_2.csv", [*rows[:3], "3,0,2", *rows[4:]], "a,b,Label", "0 or 1, got 2", 5),
+        ("001_Toy_id_1_Sensor_tr_4_1st_2.csv", rows, "a,b,label", r"no column\(s\) \['Label'\]", 1),
+    ]
+    for name, lines, header, message, line in cases:
+        path = _tsb_file(tmp_path, name, lines, header)
+        with pytest.raises(DataError, match=message) as caught:
+            read_tsb_ad_file(path)
+        assert (caught.value.path, caught.value.line) == (path, line), name
+        path.unlink()
+    (tmp_path / "notes.csv").write_text("x\n1\n")
+    with pytest.raises(DataError, match="no train length") as caught:
+        read_tsb_ad(tmp_path)  # every CSV of a TSB-AD folder must carry a TSB-AD name
+    assert caught.value.path == tmp_path / "notes.csv"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no .csv files"):
+        list_tsb_ad_files(tmp_path / "empty")

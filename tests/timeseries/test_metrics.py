@@ -29,6 +29,9 @@ from diffusekit.timeseries.metrics import (
     vus,
     vus_pr,
     vus_roc,
+    vus_window_auc,
+    vus_window_auc_pr,
+    vus_window_auc_roc,
 )
 from diffusekit.timeseries.smd import parse_interpretation_file
 
@@ -52,6 +55,7 @@ SCORE_FUNCTIONS = [
     lambda l, s: best_f1(l, s, adjust=True),
     lambda l, s: pa_k_curve(l, s),
     lambda l, s: range_auc(l, s, 4),
+    lambda l, s: vus_window_auc(l, s, 4),
     lambda l, s: vus(l, s, 4),
 ]
 PRED_FUNCTIONS = [f1_point, f1_point_adjusted, point_adjust, average_detection_delay, precision_recall_f1]
@@ -95,6 +99,8 @@ def test_undefined_cases_and_parameters_raise():
         range_auc([1, 1], [0.1, 0.2])
     with pytest.raises(ValueError, match="non-negative integer"):
         range_auc(LABELS, PRED, -1)
+    with pytest.raises(ValueError, match="at least one anomalous and one normal"):
+        vus_window_auc([0, 0], [0.1, 0.2])
     with pytest.raises(ValueError, match=r"\[0, 100\]"):
         point_adjust(LABELS, PRED, k=101)
     with pytest.raises(ValueError, match="adjust=True"):
@@ -232,12 +238,15 @@ def test_hit_rate_by_hand():
 
 
 # ----------------------------------------------------------------------------------------------- range-AUC and VUS
-def test_range_auc_by_hand():
+R = math.sqrt(0.5)  # the soft label sqrt(1 - d / w) at distance d = 1 for window w = 2
+
+
+def test_vus_window_auc_by_hand():
     # segment [2, 4); window 2 -> h = 1: soft labels r = sqrt(1 - 1/2) at 1 and 4; one extended segment [1, 4].
     # 8 thresholds = every score; order flagged: 2 (anomaly), 4 (r), 1 (r), 6, 3 (anomaly), 5, 0, 7.
     labels = [0, 0, 1, 1, 0, 0, 0, 0]
     scores = [0.1, 0.6, 0.9, 0.3, 0.7, 0.2, 0.5, 0.0]
-    r = math.sqrt(0.5)
+    r = R
     tp = [1, 1 + r, 1 + 2 * r, 1 + 2 * r, 2 + 2 * r, 2 + 2 * r, 2 + 2 * r, 2 + 2 * r]
     soft = [0, r, 2 * r, 2 * r, 2 * r, 2 * r, 2 * r, 2 * r]  # predicted soft mass outside the segment
     p_new = [2 + m / 2 for m in soft]  # P' = (P + P + S) / 2, P = 2
@@ -247,7 +256,46 @@ def test_range_auc_by_hand():
     tpr_curve, fpr_curve = [0.0, *tpr, 1.0], [0.0, *fpr, 1.0]
     roc = sum((fpr_curve[i + 1] - fpr_curve[i]) * (tpr_curve[i + 1] + tpr_curve[i]) / 2 for i in range(9))
     pr = sum((tpr_curve[i + 1] - tpr_curve[i]) * precision[i] for i in range(8))
+    assert vus_window_auc(labels, scores, 2, n_thresholds=8) == pytest.approx((roc, pr), abs=1e-12)
+    # the stand-alone definition on the same case: P' = P + (all soft mass) / 2 = 2 + r at every threshold, and the
+    # PR area is a trapezoid that starts at (TPR, precision) = (0, 1)
+    tpr = [min(t / (2 + r), 1.0) for t in tp]
+    fpr = [(k + 1 - t) / (8 - 2 - r) for k, t in enumerate(tp)]
+    tpr_curve, fpr_curve, precision_curve = [0.0, *tpr, 1.0], [0.0, *fpr, 1.0], [1.0, *precision]
+    roc = sum((fpr_curve[i + 1] - fpr_curve[i]) * (tpr_curve[i + 1] + tpr_curve[i]) / 2 for i in range(9))
+    pr = sum((tpr_curve[i + 1] - tpr_curve[i]) * (precision_curve[i + 1] + precision_curve[i]) / 2 for i in range(8))
     assert range_auc(labels, scores, 2, n_thresholds=8) == pytest.approx((roc, pr), abs=1e-12)
+
+
+def test_stand_alone_range_auc_closed_forms_where_the_definitions_differ():
+    """Tiny cases in closed form; each also gives the value inside VUS (``vus_window_auc``) to show the difference.
+    Every case has n <= n_thresholds, so the thresholds are all the scores (with repeats for ties)."""
+    r = R
+    # (1) window 0, one anomaly ranked second: the ROC areas agree (sklearn's AUC, 2/3); the stand-alone PR is the
+    # trapezoid 1 * (0 + 1/2) / 2 = 1/4 (precision 0 at the first threshold), the VUS one the step 1 * 1/2 (= AP).
+    assert range_auc([0, 1, 0, 0], [0.9, 0.8, 0.1, 0.0], 0) == pytest.approx((2 / 3, 1 / 4), abs=1e-12)
+    assert vus_window_auc([0, 1, 0, 0], [0.9, 0.8, 0.1, 0.0], 0) == pytest.approx((2 / 3, 1 / 2), abs=1e-12)
+    # (2) perfect scores, window 2: soft labels r at 1 and 4 are never flagged before the zeros. Stand-alone: P' =
+    # 2 + r, so the first point is TPR a = 2 / (2 + r) at FPR 0, then (f, 1) with f = (4 - 2r) / (4 - r) and
+    # precision (2 + 2r) / 6: ROC = 1 - f (1 - a) / 2, PR = a + (1 - a) (1 + (1 + r) / 3) / 2 (0.8974, 0.9437).
+    # Inside VUS only predicted soft labels count (P' = 2 at the first threshold): TPR 1 at once, (1, 1).
+    labels = [0, 0, 1, 1, 0, 0]
+    a, f = 2 / (2 + r), (4 - 2 * r) / (4 - r)
+    expected = (1 - f * (1 - a) / 2, a + (1 - a) * (1 + (1 + r) / 3) / 2)
+    assert expected == pytest.approx((0.8974431613, 0.9437152136), abs=1e-10)
+    assert range_auc(labels, labels, 2) == pytest.approx(expected, abs=1e-12)
+    assert vus_window_auc(labels, labels, 2) == pytest.approx((1.0, 1.0), abs=1e-12)
+    # (3) two one-point segments at 1 and 4, window 2: widened ranges [0, 2] and [3, 5] touch. Stand-alone: one
+    # extended segment, P' = 2 + 4r / 2; inside VUS: two, and P' = 2 while no soft label is flagged. Scores flag
+    # point 1 alone, then everything (precision q = (2 + 4r) / 7, FPR f = (5 - 4r) / (5 - 2r)).
+    labels, scores = [0, 1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 0, 0, 0]
+    t, f, q = 1 / (2 + 2 * r), (5 - 4 * r) / (5 - 2 * r), (2 + 4 * r) / 7
+    assert range_auc(labels, scores, 2) == pytest.approx(
+        (f * (1 + t) / 2 + 1 - f, t + (1 - t) * (1 + q) / 2), abs=1e-12
+    )  # (0.7859, 0.8903): TPR t = 1 / (2 + 2r) with the whole (single) extended segment hit
+    assert vus_window_auc(labels, scores, 2) == pytest.approx(
+        (f * (1 + 1 / 4) / 2 + 1 - f, 1 / 4 + 3 / 4 * q), abs=1e-12
+    )  # (0.7729, 0.7673): TPR 1/2 (recall) * 1/2 (one of two extended segments) = 1/4
 
 
 def mann_whitney_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -263,28 +311,38 @@ def test_window_zero_with_one_segment_is_plain_auc_and_average_precision():
         labels[60:90] = 1
         scores = rng.random(200) + 0.4 * labels
         scores = np.round(scores, 1) if ties else scores
-        average_precision, previous_recall = 0.0, 0.0
+        average_precision, trapezoid, previous_recall, previous_precision = 0.0, 0.0, 0.0, 1.0
         for t in np.unique(scores)[::-1]:
             pred = scores >= t
             recall = (pred & (labels == 1)).sum() / labels.sum()
-            average_precision += (recall - previous_recall) * (pred & (labels == 1)).sum() / pred.sum()
-            previous_recall = recall
-        expected = (mann_whitney_auc(labels, scores), average_precision)
-        assert range_auc(labels, scores, 0) == pytest.approx(expected, abs=1e-12)
-        assert range_auc(labels, scores, 1) == range_auc(labels, scores, 0)  # h = 1 // 2 = 0: no soft border
+            precision = (pred & (labels == 1)).sum() / pred.sum()
+            average_precision += (recall - previous_recall) * precision
+            trapezoid += (recall - previous_recall) * (precision + previous_precision) / 2
+            previous_recall, previous_precision = recall, precision
+        auc = mann_whitney_auc(labels, scores)
+        assert vus_window_auc(labels, scores, 0) == pytest.approx((auc, average_precision), abs=1e-12)
+        assert vus_window_auc(labels, scores, 1) == vus_window_auc(labels, scores, 0)  # h = 1 // 2 = 0: no border
+        assert range_auc(labels, scores, 0) == pytest.approx((auc, trapezoid), abs=1e-12)
+        assert range_auc(labels, scores, 1) == range_auc(labels, scores, 0)
     # with several segments TPR is scaled by the share of segments hit, so it is no longer sklearn's AUC
     labels = np.zeros(100, dtype=int)
     labels[10:20] = labels[60:62] = 1
     scores = (np.arange(100) < 50) + 0.001 * np.arange(100)  # finds the first segment early, the second late
-    assert range_auc_roc(labels, scores, 0) < mann_whitney_auc(labels, scores) - 0.05
+    assert vus_window_auc_roc(labels, scores, 0) < mann_whitney_auc(labels, scores) - 0.05
+    assert range_auc_roc(labels, scores, 0) == vus_window_auc_roc(labels, scores, 0)
 
 
-def test_range_auc_invariants():
+@pytest.mark.parametrize("area", [range_auc, vus_window_auc])
+def test_range_auc_invariants(area):
     rng = np.random.default_rng(2)
     labels, scores = random_case(rng)
     for window in (0, 5, 40):
-        assert range_auc(labels, labels.astype(float), window) == pytest.approx((1.0, 1.0))  # perfect scores
-        assert range_auc(labels, np.exp(3 * scores) + 7, window) == range_auc(labels, scores, window)  # rank-based
+        assert area(labels, np.exp(3 * scores) + 7, window) == area(labels, scores, window)  # rank-based
+    # perfect scores: 1 inside VUS; the stand-alone definition counts the never-flagged soft border in P', so it
+    # reaches 1 only without a border (window 0 or 1; see the closed forms above)
+    assert vus_window_auc(labels, labels.astype(float), 40) == pytest.approx((1.0, 1.0))
+    assert range_auc(labels, labels.astype(float), 0) == pytest.approx((1.0, 1.0))
+    assert max(range_auc(labels, labels.astype(float), 40)) < 0.99
     perfect, random, reversed_ = (
         vus(labels, labels, 100),
         vus(labels, rng.random(labels.size), 100),
@@ -292,32 +350,40 @@ def test_range_auc_invariants():
     )
     assert perfect == pytest.approx((1.0, 1.0))
     assert reversed_.roc < random.roc < 1.0 and reversed_.pr < random.pr < 1.0
-    assert range_auc(labels, 1 - labels, 0).roc == 0.0
-    # a detector that fires just before each segment gains as the soft borders widen
+    assert area(labels, 1 - labels, 0).roc == 0.0
+    # a detector that fires on the 4 points before each segment gains as the soft borders widen to cover them
     labels = np.zeros(300, dtype=int)
     early = rng.random(300) * 0.5
     for start in (40, 120, 210):
         labels[start : start + 10] = 1
         early[start - 4 : start] += 1.0
     for name in ("roc", "pr"):
-        curve = [getattr(range_auc(labels, early, w), name) for w in range(16)]
-        assert np.all(np.diff(curve) >= 0) and curve[-1] > curve[0] + 0.3
+        curve = [getattr(area(labels, early, w), name) for w in range(10)]
+        assert np.all(np.diff(curve) >= 0) and curve[-1] > curve[0] + 0.2
 
 
-def test_vus_is_the_mean_of_range_auc_over_windows():
+def test_vus_is_the_mean_of_vus_window_auc_over_windows():
     labels, scores = random_case(np.random.default_rng(8), ties=True)
     for max_window in (0, 7, 30):
-        areas = np.array([range_auc(labels, scores, w) for w in range(max_window + 1)])
+        areas = np.array([vus_window_auc(labels, scores, w) for w in range(max_window + 1)])
         assert vus(labels, scores, max_window) == pytest.approx(tuple(areas.mean(axis=0)), abs=1e-12)
+        standalone = np.array([range_auc(labels, scores, w) for w in range(max_window + 1)])
+        if max_window:
+            assert not np.allclose(standalone.mean(axis=0), areas.mean(axis=0))  # not the stand-alone definition
     assert (
         vus_roc(labels, scores, 7) == vus(labels, scores, 7).roc
         and vus_pr(labels, scores, 7) == vus(labels, scores, 7).pr
     )
     assert range_auc_pr(labels, scores, 7) == range_auc(labels, scores, 7).pr
+    assert range_auc_roc(labels, scores, 7) == range_auc(labels, scores, 7).roc
+    assert vus_window_auc_pr(labels, scores, 7) == vus_window_auc(labels, scores, 7).pr
+    assert vus_window_auc_roc(labels, scores, 7) == vus_window_auc(labels, scores, 7).roc
 
 
-# Reference values: TSB-AD / vus 0.0.6 ``metricor().RangeAUC_volume_opt(labels, scores, L, 250)`` (run once offline;
-# vus is not a test dependency because it requires tensorflow). Segments touch both ends of the series.
+# Reference values (run once offline; vus is not a test dependency because it requires tensorflow): TSB-AD / vus
+# 0.0.6 ``metricor().RangeAUC_volume_opt(labels, scores, L, 250)`` for VUS and its per-window term, and vus 0.0.6
+# ``metricor().RangeAUC(labels, scores, window=w, plot_ROC=True)[:2]`` for the stand-alone Range-AUC. Segments touch
+# both ends of the series.
 REFERENCE_LABELS = np.zeros(48, dtype=int)
 REFERENCE_LABELS[[0, 1, 14, 15, 16, 17, 21, 40, 41, 42, 43, 44, 45]] = 1
 REFERENCE_SCORES = [
@@ -331,15 +397,24 @@ REFERENCE_VUS = {
     10: (0.9625505978656487, 0.9359086333217136),
     30: (0.9864990501140113, 0.9765321582862314),
 }
-REFERENCE_RANGE_AUC = {0: (0.8898351648351648, 0.8172351060310925), 5: (0.9958605048423395, 0.9895122238867082)}
+REFERENCE_VUS_WINDOW_AUC = {0: (0.8898351648351648, 0.8172351060310925), 5: (0.9958605048423395, 0.9895122238867082)}
+REFERENCE_RANGE_AUC = {
+    0: (0.8898351648351648, 0.8148092779572713),
+    3: (0.8808519494194519, 0.8240849499589309),
+    5: (0.9569338495654326, 0.9406666615728381),
+    10: (0.9146218304797614, 0.919051199696399),
+    25: (0.9958544896689036, 0.9969895707453783),
+}
 
 
 def test_matches_reference_values():
     for max_window, expected in REFERENCE_VUS.items():
         assert vus(REFERENCE_LABELS, REFERENCE_SCORES, max_window) == pytest.approx(expected, abs=1e-12)
+    for window, expected in REFERENCE_VUS_WINDOW_AUC.items():
+        assert vus_window_auc(REFERENCE_LABELS, REFERENCE_SCORES, window) == pytest.approx(expected, abs=1e-12)
+    assert vus_window_auc(REFERENCE_LABELS, REFERENCE_SCORES, 30) == pytest.approx((1.0, 1.0))
     for window, expected in REFERENCE_RANGE_AUC.items():
         assert range_auc(REFERENCE_LABELS, REFERENCE_SCORES, window) == pytest.approx(expected, abs=1e-12)
-    assert range_auc(REFERENCE_LABELS, REFERENCE_SCORES, 30) == pytest.approx((1.0, 1.0))
 
 
 def test_vus_is_fast():
@@ -365,6 +440,8 @@ def test_mmengine_metric_matches_functions():
         "pa_k_auc",
         "range_auc_roc",
         "range_auc_pr",
+        "vus_window_auc_roc",
+        "vus_window_auc_pr",
         "vus_roc",
         "vus_pr",
         "f1",
@@ -390,6 +467,8 @@ def test_mmengine_metric_matches_functions():
         "pa_k_auc": pa_k_auc(labels, scores),
         "range_auc_roc": range_auc_roc(labels, scores, 10),
         "range_auc_pr": range_auc_pr(labels, scores, 10),
+        "vus_window_auc_roc": vus_window_auc_roc(labels, scores, 10),
+        "vus_window_auc_pr": vus_window_auc_pr(labels, scores, 10),
         "vus_roc": vus_roc(labels, scores, 20),
         "vus_pr": vus_pr(labels, scores, 20),
         "f1": f1_point(labels, pred),
@@ -398,6 +477,7 @@ def test_mmengine_metric_matches_functions():
     }
     for name, value in expected.items():
         assert result[f"anomaly/{name}"] == pytest.approx(value), name
+    assert result["anomaly/range_auc_pr"] != pytest.approx(result["anomaly/vus_window_auc_pr"])  # two definitions
     with pytest.raises(ValueError, match="unknown metrics"):
         AnomalyDetectionMetric(metrics=["auc"])
     metric = AnomalyDetectionMetric(metrics=["f1"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from diffusekit.timeseries.metrics import best_f1, f1_point, f1_point_adjusted, point_adjust, precision_recall_f1
-from diffusekit.timeseries.range_metrics import range_auc
+from diffusekit.timeseries.range_metrics import range_auc, vus_window_auc
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -67,7 +67,7 @@ def test_best_f1_is_the_top_of_sklearns_pr_curve(seed):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_binary_range_auc_of_one_segment_is_sklearns_auc_and_average_precision(seed):
+def test_binary_vus_window_auc_of_one_segment_is_sklearns_auc_and_average_precision(seed):
     rng = np.random.default_rng(200 + seed)
     labels = np.zeros(200, dtype=int)
     start = int(rng.integers(0, 150))
@@ -77,4 +77,6 @@ def test_binary_range_auc_of_one_segment_is_sklearns_auc_and_average_precision(s
         sklearn_metrics.roc_auc_score(labels, scores),
         sklearn_metrics.average_precision_score(labels, scores),
     )
-    assert tuple(range_auc(labels, scores, 0)) == pytest.approx(expected, abs=1e-12)
+    assert tuple(vus_window_auc(labels, scores, 0)) == pytest.approx(expected, abs=1e-12)
+    # the stand-alone Range-AUC shares the ROC area; its PR area is a trapezoid, not average precision
+    assert range_auc(labels, scores, 0).roc == pytest.approx(expected[0], abs=1e-12)
