@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from diffusekit.core.errors import DataError
 from diffusekit.pose.codec import HeatmapCodec, box_to_center_size, crop_matrix, transform_points, warp
 from diffusekit.pose.media import image_file_problem, read_image
-from diffusekit.pose.posetrack import FLIP_PAIRS, PoseVideo, read_detections, read_split
+from diffusekit.pose.posetrack import FLIP_PAIRS, PoseVideo, assign_detections, read_detection_file, read_split
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -76,17 +76,22 @@ def gt_items(videos: Sequence[PoseVideo]) -> list[ClipItem]:
     return items
 
 
-def detection_items(videos: Sequence[PoseVideo], path: str | Path, min_score: float = 0.0) -> list[ClipItem]:
-    """One item per detected box (COCO-style JSON keyed by image id) in every labelled frame."""
-    detections = read_detections(path, min_score)
-    items = []
+def detection_items(
+    videos: Sequence[PoseVideo], path: str | Path, min_score: float = 0.0, where: str = "the PoseTrack videos"
+) -> list[ClipItem]:
+    """One item per person box scored ``min_score`` or more (a COCO-style detections JSON, ``image_id`` = the
+    frame's id in the PoseTrack files, or ``file_name`` = its file name) in every labelled frame, in video and
+    frame order. A detection of a frame that none of ``videos`` has is a DataError naming the file and the entry
+    (``where`` says which videos they are)."""
+    ids, names = {}, {}
     for v, video in enumerate(videos):
         for f, frame in enumerate(video.frames):
-            if frame.is_labeled:
-                for box, score in detections.get(frame.image_id, []):
-                    if box[2] > 1 and box[3] > 1:
-                        items.append(ClipItem(v, f, tuple(float(b) for b in box), score))
-    return items
+            ids[frame.image_id] = names[frame.file_name] = (v, f)
+    example = next((f"image_id is an image's 'id' there, e.g. {k}" for k in ids), "it has no frames")
+    assigned = assign_detections(read_detection_file(path), ids, names, path, f"{where} ({example})", min_score)
+    items = [ClipItem(v, f, tuple(float(b) for b in d.box), d.score) for (v, f), d in assigned
+             if videos[v].frames[f].is_labeled]  # fmt: skip
+    return sorted(items, key=lambda item: (item.video, item.frame))
 
 
 class ClipCrops(Dataset):
@@ -202,7 +207,8 @@ class PoseTrackClips(ClipCrops):
         split: ``train`` / ``val`` / ``test``.
         input_size, heatmap_size: (W, H) of the crop and of the heatmaps; sigma of the Gaussians (heatmap px).
         frame_offsets: the clip's frames relative to the key frame (0 must be among them).
-        boxes: ``"gt"`` or the path of a COCO-style detections JSON; ``min_box_score`` filters detections.
+        boxes: ``"gt"`` or the path of a COCO-style detections JSON; detections scored below ``min_box_score``
+            are dropped (MMPose's ``bbox_score_thr``).
         augment: training augmentation, e.g. ``dict(flip=0.5, scale=0.25, rotation=30)`` (None: none).
         padding: the box enlargement (DiffPose: 25%).
         max_videos: only the first N videos of the split (by name; a cheap validation set during training).
@@ -225,9 +231,15 @@ class PoseTrackClips(ClipCrops):
         max_videos: int | None = None,
     ):
         videos = read_split(data_root, split)
-        if max_videos:
-            videos = videos[: int(max_videos)]
-        items = gt_items(videos) if boxes == "gt" else detection_items(videos, boxes, min_box_score)
+        if boxes == "gt":
+            videos = videos[: int(max_videos)] if max_videos else videos
+            items = gt_items(videos)
+        else:  # every detection must name a frame of the split, also when only its first videos are used
+            where = f"split {split!r} ({Path(data_root) / 'annotations' / split})"
+            items = detection_items(videos, boxes, min_box_score, where)
+            if max_videos:
+                videos = videos[: int(max_videos)]
+                items = [item for item in items if item.video < len(videos)]
         if not items:
             raise DataError(f"no people to crop in split {split!r}", Path(data_root) / "annotations" / split)
         codec = HeatmapCodec(tuple(input_size), tuple(heatmap_size), float(sigma))
@@ -236,4 +248,4 @@ class PoseTrackClips(ClipCrops):
 
     @property
     def metainfo(self) -> dict:
-        return {"videos": self.videos, "items": self.items, "codec": self.codec}
+        return {"videos": self.videos, "items": self.items, "codec": self.codec, "padding": self.padding}

@@ -42,7 +42,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg, settings, model = shared.prepare(
         args, lambda c: inference_settings(c, args.steps, args.samples, shared.flip_arg(args))
     )
-    crops = eval_crops(cfg, args.data, args.split, args.boxes)
+    crops = eval_crops(cfg, args.data, args.split, args.boxes, args.det_score_thr)
     out = output_dir(args.out) if args.out else None
     name = shared.config_name(args)
     result = evaluate_diffpose(model, crops, settings, out, name, seed=args.seed)
@@ -55,15 +55,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from diffusekit.pose.inference import diffpose_codec, inference_settings
-    from diffusekit.pose.predict import predict_input
+    from diffusekit.pose.predict import predict_input, require_person_boxes
 
+    require_person_boxes(args.input, args.detections, args.box, args.whole_frame)  # before loading the model
     cfg, settings, model = shared.prepare(
         args, lambda c: inference_settings(c, args.steps, args.samples, shared.flip_arg(args))
     )
     codec, offsets = diffpose_codec(cfg)
     out = output_dir(args.out)
     summary = predict_input(model, codec, offsets, settings, args.input, out, args.detections, args.box,
-                            args.min_score, args.seed)  # fmt: skip
+                            args.det_score_thr, args.seed, whole_frame=args.whole_frame)  # fmt: skip
     line = f"{summary['frames']} frames, {summary['people']} people: {summary['json']}, {summary['video']}"
     # --out is the prediction folder here: no metrics.json in it
     report(argparse.Namespace(json=args.json), summary, f"{line} and the overlay frames in {summary['overlays']}")
@@ -100,10 +101,24 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "PoseTrack AP (poseval's rules) of a split",
         "Crops every person of every labelled frame (ground-truth boxes, or --boxes DETECTIONS.json), denoises the "
         "heatmaps (DDIM, --steps x --samples, flip averaging), decodes them (DARK) and scores "
-        "Head/Shou/Elb/Wri/Hip/Knee/Ank/Total AP by poseval's rules.",
+        "Head/Shou/Elb/Wri/Hip/Knee/Ank/Total AP by poseval's rules. With detections, as MMPose before poseval: "
+        "boxes scored below --det-score-thr are dropped, each pose is scored box score x mean joint score above "
+        "0.2, and OKS NMS (0.9) removes duplicate poses in each frame.",
         "a PoseTrack18/21 folder",
     )
-    evaluate.add_argument("--boxes", help="'gt' or a COCO-style person detections JSON (default: the config's)")
+    evaluate.add_argument(
+        "--boxes",
+        help="'gt' or a person detections JSON (COCO-style: image_id = the frame's id in the PoseTrack files, "
+        "bbox [x, y, w, h], score, category_id 1; e.g. MMPose's posetrack18_val_human_detections.json) "
+        "(default: the config's evaluate.boxes, gt)",
+    )
+    evaluate.add_argument(
+        "--det-score-thr",
+        type=finite_float,
+        metavar="SCORE",
+        help="drop detections scored below SCORE before pose estimation (MMPose's bbox_score_thr; default: the "
+        "config's evaluate.min_box_score, 0.4)",
+    )
     add_sampling_args(evaluate, **SAMPLING)
     add_output_args(evaluate, "also write predictions/<video>.json, metrics.json and crops.png here")
 
@@ -114,15 +129,29 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         cmd_predict,
         "2D poses in a video or a folder of frames: PoseTrack18 JSON and an overlay video",
         "Writes OUT/<name>.json (PoseTrack18, one person per box), OUT/<name>.mp4 (skeletons drawn on the frames; "
-        ".avi with Motion JPEG where OpenCV has no mp4v) and OUT/overlays/<name>/*.jpg. Boxes from --detections "
-        "(COCO-style JSON, image_id = frame number from 0), --box x,y,w,h on every frame, or the whole frame.",
+        ".avi with Motion JPEG where OpenCV has no mp4v) and OUT/overlays/<name>/*.jpg. DiffPose is top-down: it "
+        "needs person boxes, from any person detector through --detections (a COCO-style JSON list of "
+        '{"image_id": frame number from 0, "bbox": [x, y, w, h], "score": s, "category_id": 1}), or one fixed '
+        "--box x,y,w,h, or --whole-frame; without one of them predict refuses to guess.",
         "a video file or a folder of frames",
     )
     boxes = predict.add_mutually_exclusive_group()
-    boxes.add_argument("--detections", help="person detections JSON (COCO-style; image_id = frame number from 0)")
+    boxes.add_argument(
+        "--detections",
+        help="person detections JSON from any detector: a list of {image_id (the frame number from 0; or "
+        "file_name), bbox [x, y, w, h], score, category_id 1}",
+    )
     boxes.add_argument("--box", type=person_box, metavar="X,Y,W,H", help="one person box used on every frame")
+    boxes.add_argument(
+        "--whole-frame", action="store_true", help="the whole frame as the one person box (explicit opt-in)"
+    )
     predict.add_argument(
-        "--min-score", type=finite_float, default=0.0, help="drop detections scored below (default: 0)"
+        "--det-score-thr",
+        "--min-score",
+        type=finite_float,
+        default=0.3,
+        metavar="SCORE",
+        help="drop detections scored below SCORE (MMPose's bbox_thr; default: 0.3)",
     )
     add_sampling_args(predict, **SAMPLING)
     add_output_args(predict, None)

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, default_collate
 from diffusekit.core.progress import ProgressLine
 from diffusekit.pose.codec import HeatmapCodec, invert, transform_points
 from diffusekit.pose.datasets import ClipCrops, ClipItem, PoseTrackClips
+from diffusekit.pose.detections import KEYPOINT_SCORE_THR, NMS_THR, crop_area, rescore, suppress_duplicates
 from diffusekit.pose.metrics import posetrack_ap_videos
 from diffusekit.pose.posetrack import PosePerson, PoseVideo, write_video
 
@@ -33,6 +34,7 @@ __all__ = [
     "format_report",
     "inference_settings",
     "predict_people",
+    "suppress_detection_duplicates",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,8 +42,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class InferenceSettings:
-    """How predictions are made: DDIM ``steps`` and ``samples`` (DiffPose), flip averaging, batch size, and the
-    joint score under which a joint is not drawn (it is still written and scored, as poseval expects)."""
+    """How predictions are made: DDIM ``steps`` and ``samples`` (DiffPose), flip averaging, batch size, the joint
+    score under which a joint is not drawn (it is still written and scored, as poseval expects), and MMPose's
+    post-processing of poses in detected boxes: the joint score above which joints count in the person score
+    (``keypoint_score_thr``) and the OKS NMS threshold (``nms_thr``; `diffusekit.pose.detections`)."""
 
     steps: int = 5
     samples: int = 1
@@ -49,6 +53,8 @@ class InferenceSettings:
     sampler: str = "ddim"
     batch_size: int = 32
     draw_threshold: float = 0.2
+    keypoint_score_thr: float = KEYPOINT_SCORE_THR
+    nms_thr: float = NMS_THR
 
 
 def inference_settings(
@@ -72,8 +78,11 @@ def diffpose_codec(cfg) -> tuple[HeatmapCodec, tuple[int, ...]]:
     return codec, tuple(dataset.get("frame_offsets", (-1, 0, 1)))
 
 
-def eval_crops(cfg, data: str | Path, split: str | None = None, boxes: str | None = None) -> PoseTrackClips:
-    """The evaluation split of ``data`` (config ``evaluate.split`` / ``evaluate.boxes``), without augmentation."""
+def eval_crops(
+    cfg, data: str | Path, split: str | None = None, boxes: str | None = None, min_box_score: float | None = None
+) -> PoseTrackClips:
+    """The evaluation split of ``data`` (config ``evaluate.split`` / ``evaluate.boxes`` / ``evaluate.min_box_score``,
+    the detection score below which boxes are dropped), without augmentation."""
     from diffusekit.pose.workflow import evaluate_block
 
     dataset = dict(cfg.train_dataloader.dataset)
@@ -86,7 +95,7 @@ def eval_crops(cfg, data: str | Path, split: str | None = None, boxes: str | Non
         dataset.get("sigma", 2.0),
         dataset.get("frame_offsets", (-1, 0, 1)),
         boxes or evaluate["boxes"],
-        evaluate["min_box_score"],
+        evaluate["min_box_score"] if min_box_score is None else min_box_score,
     )
 
 
@@ -97,21 +106,21 @@ def decode_people(
     heatmaps: torch.Tensor,
     indices: Sequence[int],
     matrices: np.ndarray,
-    draw_threshold: float = 0.2,
+    keypoint_score_thr: float = KEYPOINT_SCORE_THR,
 ) -> Iterator[tuple[ClipItem, PosePerson]]:
     """(item, person) for each crop of a batch: the heatmaps decoded (DARK) and mapped back to image pixels through
-    the inverse crop matrix; joint scores are the heatmap maxima, the person score their mean above
-    ``draw_threshold`` times the box score. The track id is the ground-truth person's (0 for detections)."""
+    the inverse crop matrix; joint scores are the heatmap maxima, the person score MMPose's rescoring (the box
+    score times the mean joint score above ``keypoint_score_thr``). The track id is the ground-truth person's (0
+    for detections)."""
     keypoints, scores = codec.decode(heatmaps)
     for j, index in enumerate(indices):
         item = items[int(index)]
         xy = transform_points(keypoints[j], invert(np.asarray(matrices[j])))
         track = videos[item.video].frames[item.frame].people[item.person].track_id if item.person is not None else 0
         joint_scores = np.clip(scores[j], 0.0, 1.0)
-        confident = joint_scores[joint_scores > draw_threshold]
-        person_score = (confident.mean() if len(confident) else 0.0) * item.box_score
+        person_score = rescore(item.box_score, joint_scores, keypoint_score_thr)
         person = PosePerson(np.column_stack([xy, joint_scores]), track, np.asarray(item.box), None, joint_scores,
-                            float(person_score))  # fmt: skip
+                            person_score)  # fmt: skip
         yield item, person
 
 
@@ -138,7 +147,7 @@ def predict_people(
         )
         matrices = batch["matrix"].numpy()
         for item, person in decode_people(crops.videos, crops.items, crops.codec, heatmaps, batch["index"].tolist(),
-                                          matrices, settings.draw_threshold):  # fmt: skip
+                                          matrices, settings.keypoint_score_thr):  # fmt: skip
             frame_people = people[item.video][item.frame]
             if item.person is None:  # detections: the box's index in its frame
                 person.track_id = len(frame_people)
@@ -151,6 +160,21 @@ def predict_people(
     return people, {"seconds": seconds, "people_per_second": len(crops) / max(seconds, 1e-9)}
 
 
+def suppress_detection_duplicates(
+    crops: ClipCrops, people: list[list[list[PosePerson]]], threshold: float = NMS_THR
+) -> list[list[list[PosePerson]]]:
+    """``people`` (per video, per frame) after MMPose's OKS NMS in every frame, when ``crops`` are detected boxes
+    (the area of each pose is its crop's, `crop_area`); ground-truth boxes are left as they are (one per person)."""
+    if not any(item.person is None for item in crops.items):
+        return people
+    width, height = crops.codec.input_size
+    return [
+        [suppress_duplicates(frame, [crop_area(p.bbox, width / height, crops.padding) for p in frame], threshold)
+         for frame in video]
+        for video in people
+    ]  # fmt: skip
+
+
 def evaluate_dataset(
     model: torch.nn.Module,
     crops: ClipCrops,
@@ -160,8 +184,10 @@ def evaluate_dataset(
     seed: int = 0,
 ) -> dict[str, Any]:
     """PoseTrack AP (poseval's rules) of the model's predictions on ``crops``; with ``out_dir`` the predictions
-    are also written as ``out_dir/<video>.json`` (PoseTrack18)."""
+    are also written as ``out_dir/<video>.json`` (PoseTrack18). With detected boxes the poses of each frame go
+    through MMPose's OKS NMS first (`suppress_detection_duplicates`; the scores are already rescored)."""
     people, timing = predict_people(model, crops, settings, progress, seed)
+    people = suppress_detection_duplicates(crops, people, settings.nms_thr)
     if out_dir is not None:
         for video, frames in zip(crops.videos, people):
             write_video(Path(out_dir) / f"{video.name}.json", video, frames)
@@ -173,6 +199,7 @@ def evaluate_dataset(
         "total": ap.total,
         "frames": ap.frames,
         "people": len(crops),
+        "poses": sum(len(frame) for video in people for frame in video),
         "steps": settings.steps,
         "samples": settings.samples,
         "flip": settings.flip,

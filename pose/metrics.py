@@ -235,16 +235,24 @@ class PoseTrackAPMetric(BaseMetric):
     Two kinds of samples: dicts with ``video`` (the ground-truth `PoseVideo`), ``frame`` (its frame index) and
     ``people`` (the predicted `PosePerson` list of that frame); or, in mmengine's validation loop, the heatmaps
     (K, h, w) that a model predicts for each crop of a `PoseTrackClips` batch, decoded through the dataset's
-    ``metainfo`` (videos, items, codec) and the batch's ``index`` and ``matrix``.
+    ``metainfo`` (videos, items, codec, padding) and the batch's ``index`` and ``matrix``. Poses of detected boxes
+    are rescored (``keypoint_score_thr``) and go through OKS NMS per frame (``nms_thr``), as MMPose's
+    ``PoseTrack18Metric`` does (`diffusekit.pose.detections`).
     """
 
     default_prefix = "posetrack"
 
+    def __init__(self, keypoint_score_thr: float = 0.2, nms_thr: float = 0.9, **kwargs):
+        super().__init__(**kwargs)
+        self.keypoint_score_thr = float(keypoint_score_thr)
+        self.nms_thr = float(nms_thr)
+
     def process(self, data_batch: Any, data_samples: Sequence) -> None:
         if not len(data_samples) or isinstance(data_samples[0], dict):
             for sample in data_samples:
-                self.results.append((sample["video"], sample["frame"], list(sample["people"])))
+                self.results.append((sample["video"], sample["frame"], list(sample["people"]), None))
             return
+        from diffusekit.pose.detections import crop_area
         from diffusekit.pose.inference import decode_people
 
         meta = self.dataset_meta or {}
@@ -252,13 +260,25 @@ class PoseTrackAPMetric(BaseMetric):
             raise ValueError("heatmap samples need the dataset's metainfo (videos, items, codec): use PoseTrackClips")
         heatmaps = torch.stack([torch.as_tensor(sample) for sample in data_samples]).float().cpu()
         indices, matrices = data_batch["index"], np.asarray(data_batch["matrix"])
-        for item, person in decode_people(meta["videos"], meta["items"], meta["codec"], heatmaps, indices, matrices):
-            self.results.append((meta["videos"][item.video], item.frame, [person]))
+        width, height = meta["codec"].input_size
+        decoded = decode_people(meta["videos"], meta["items"], meta["codec"], heatmaps, indices, matrices,
+                                self.keypoint_score_thr)  # fmt: skip
+        for item, person in decoded:
+            area = None if item.person is not None else crop_area(item.box, width / height, meta.get("padding", 1.25))
+            self.results.append((meta["videos"][item.video], item.frame, [person], area))
 
     def compute_metrics(self, results: list) -> dict[str, float]:
+        from diffusekit.pose.detections import suppress_duplicates
+
         videos: dict[str, tuple] = {}
-        for video, frame, people in results:
+        areas: dict[tuple[str, int], list[float]] = {}
+        for video, frame, people, area in results:
             entry = videos.setdefault(video.name, (video, [[] for _ in video.frames]))
             entry[1][frame].extend(people)
+            if area is not None:  # people of detected boxes (one per sample)
+                areas.setdefault((video.name, frame), []).append(area)
+        for (name, frame), frame_areas in areas.items():
+            frames = videos[name][1]
+            frames[frame] = suppress_duplicates(frames[frame], frame_areas, self.nms_thr)
         ap = posetrack_ap_videos(list(videos.values()))
         return {f"{name} AP": value for name, value in ap.columns.items()}

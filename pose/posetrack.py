@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,16 +25,21 @@ from diffusekit.core.errors import DataError
 from diffusekit.pose.readfirst import remembered
 
 __all__ = [
+    "DETECTIONS_FORMAT",
     "FLIP_PAIRS",
     "KEYPOINTS",
     "POSEVAL_JOINTS",
     "SKELETON",
+    "Detection",
     "PosePerson",
     "PoseFrame",
     "PoseVideo",
+    "assign_detections",
     "convert_posetrack17",
     "json_integer",
     "json_numbers",
+    "posetrack_frame_id",
+    "read_detection_file",
     "read_detections",
     "read_json",
     "read_split",
@@ -72,6 +78,7 @@ SKELETON = (
 # poseval's 15 joint ids (0 r_ankle ... 12 neck = head_bottom, 13 nose, 14 head_top) -> index in KEYPOINTS
 POSEVAL_JOINTS = (16, 14, 12, 11, 13, 15, 10, 8, 6, 5, 7, 9, 1, 0, 2)
 _DATASET_CODE = {"mpii": 1, "bonn": 2, "mpiinew": 3}  # the T of frame ids TSSSSSSFFFF
+T = TypeVar("T")
 MAX_PIXELS = 1e6  # a coordinate beyond +-1e6 pixels is a broken file, not a position in a frame
 
 
@@ -312,28 +319,155 @@ def read_split(root: str | Path, split: str = "val") -> list[PoseVideo]:
     return remembered(key, lambda: [read_video(f) for f in files])
 
 
-def read_detections(path: str | Path, min_score: float = 0.0) -> dict[int, list[tuple[np.ndarray, float]]]:
-    """A COCO-style detections JSON (a list of {image_id, bbox [x, y, w, h], score, category_id}) by image id."""
+DETECTIONS_FORMAT = (
+    'a JSON list of {"image_id": <frame>, "bbox": [x, y, w, h], "score": <0..1>, "category_id": 1} '
+    '(COCO detection results; "file_name" may name the frame instead of "image_id")'
+)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One entry of a detections file: its index in the file's list (``entry``), the frame it names (``image``: an
+    integer image id, or a frame's file name), the box [x, y, w, h] (finite, positive width and height), the
+    detector's score (1 when absent) and whether it is a person (``category_id`` 1, or no category)."""
+
+    entry: int
+    image: int | str
+    box: np.ndarray
+    score: float = 1.0
+    person: bool = True
+
+    @property
+    def label(self) -> str:
+        """How error messages name it: ``detection 3 (image_id 10034180000)``."""
+        return f"detection {self.entry} (image_id {self.image!r})"
+
+
+def _detection_box(value, what: str, path: Path) -> np.ndarray:
+    if not isinstance(value, list) or len(value) != 4 or not all(_is_number(v) for v in value):
+        raise DataError(f"{what}: bbox must be 4 numbers [x, y, w, h], got {_short(value)}", path)
+    box = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(box).all():
+        raise DataError(f"{what}: bbox {_short(value)} has NaN or inf", path)
+    if np.abs(box).max() > MAX_PIXELS:
+        raise DataError(f"{what}: bbox {_short(value)} has a value beyond +-{MAX_PIXELS:.0e} pixels", path)
+    if box[2] <= 0 or box[3] <= 0:
+        kind = "negative" if min(box[2], box[3]) < 0 else "zero"
+        raise DataError(
+            f"{what}: bbox {_short(value)} has {kind} area (width {box[2]:g}, height {box[3]:g}; "
+            "a box is [x, y, w, h] with w, h > 0)",
+            path,
+        )
+    return box
+
+
+def read_detection_file(path: str | Path) -> list[Detection]:
+    """Every entry of a detections JSON file (`DETECTIONS_FORMAT`), checked: a DataError naming the file and the
+    entry for a missing or malformed frame reference, box or score, a NaN, or a box of zero or negative area."""
     path = Path(path)
     if not path.is_file():
         raise DataError("detections file not found", path)
     items = read_json(path)
     if not isinstance(items, list):
-        raise DataError("a detections file is a JSON list of {image_id, bbox, score}", path)
-    boxes: dict[int, list[tuple[np.ndarray, float]]] = {}
-    for number, item in enumerate(items):
-        if not isinstance(item, dict) or "image_id" not in item or "bbox" not in item:
-            raise DataError(f"a detection lacks 'image_id' or 'bbox': {_short(item)}", path)
-        what = f"detection {number}"
-        image_id = json_integer(item["image_id"], f"{what}: image_id", path)
-        box = _box(item["bbox"], path, f"{what}: bbox")
+        raise DataError(f"a detections file is {DETECTIONS_FORMAT}; this one is a JSON {type(items).__name__}", path)
+    detections = []
+    for entry, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise DataError(f"detection {entry} is not a JSON object but {_short(item)}", path)
+        image = item.get("image_id", item.get("file_name"))
+        if image is None:
+            raise DataError(f"detection {entry} names no frame (no 'image_id' or 'file_name'): {_short(item)}", path)
+        if isinstance(image, str):
+            if not image.strip():
+                raise DataError(f"detection {entry}: image_id is an empty string", path)
+        else:
+            image = json_integer(image, f"detection {entry}: image_id", path, minimum=0)
+        what = f"detection {entry} (image_id {image!r})"
+        if "bbox" not in item:
+            raise DataError(f"{what} has no 'bbox' [x, y, w, h]", path)
+        box = _detection_box(item["bbox"], what, path)
         score = _number(item.get("score", 1.0), f"{what}: score", path)
-        if item.get("category_id", 1) != 1 or score < min_score:
-            continue
-        if box is None:
-            raise DataError(f"{what}: bbox must be 4 finite numbers [x, y, w, h], got []", path)
-        boxes.setdefault(image_id, []).append((box, score))
+        category = json_integer(item.get("category_id", 1), f"{what}: category_id", path)
+        detections.append(Detection(entry, image, box, score, category == 1))
+    return detections
+
+
+def read_detections(path: str | Path, min_score: float = 0.0) -> dict[int | str, list[tuple[np.ndarray, float]]]:
+    """The person boxes of a detections file scored ``min_score`` or more, as (box, score) by frame (its image id,
+    or the file name an entry gives instead); the entries are checked by `read_detection_file`."""
+    boxes: dict[int | str, list[tuple[np.ndarray, float]]] = {}
+    for detection in read_detection_file(path):
+        if detection.person and detection.score >= min_score:
+            boxes.setdefault(detection.image, []).append((detection.box, detection.score))
     return boxes
+
+
+def _name_parts(name: str, stem: bool) -> list[tuple[str, ...]]:
+    """The path components of ``name``, and (``stem``) the same with the last one's extension dropped."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if not parts:
+        return []
+    return [parts, (*parts[:-1], PurePosixPath(parts[-1]).stem)] if stem else [parts]
+
+
+def _name_lookup(names: Mapping[str, T]):
+    """A function finding the frame a file name means among ``names``: the same name, or one of which either is a
+    trailing part of the other (``000012.jpg`` for ``images/val/v/000012.jpg``, and the reverse), or the same
+    without its extension; a name that fits several frames fits none."""
+    whole: dict[tuple[str, ...], T] = {}
+    endings: dict[tuple[str, ...], T | None] = {}
+    for name, target in names.items():
+        for parts in _name_parts(name, stem=True):
+            whole.setdefault(parts, target)
+            for start in range(len(parts)):
+                key = parts[start:]
+                endings[key] = target if endings.get(key, target) == target else None
+
+    def find(name: str) -> T | None:
+        bare = not PurePosixPath(name.replace("\\", "/")).suffix
+        for parts in _name_parts(name, stem=False) + (_name_parts(name, stem=True)[1:] if bare else []):
+            if endings.get(parts) is not None:
+                return endings[parts]
+            for start in range(1, len(parts)):
+                if parts[start:] in whole:
+                    return whole[parts[start:]]
+        return None
+
+    return find
+
+
+def assign_detections(
+    detections: Sequence[Detection],
+    ids: Mapping[int, T],
+    names: Mapping[str, T],
+    path: str | Path,
+    where: str,
+    min_score: float = 0.0,
+) -> list[tuple[T, Detection]]:
+    """(frame, detection) for the person detections scored ``min_score`` or more (MMPose's ``bbox_score_thr``:
+    lower scores are dropped before pose estimation). An integer ``image_id`` is looked up in ``ids``; a string
+    (an ``image_id`` or ``file_name`` naming a file) in ``names``, also by a trailing part of the path where that
+    fits one frame only. Every entry, kept or not, must name a frame: one that names none is a DataError naming
+    the file, the entry and ``where`` (what the frames are)."""
+    find = _name_lookup(names)
+    assigned = []
+    for detection in detections:
+        image = detection.image
+        target = find(image) if isinstance(image, str) else ids.get(image)
+        if target is None:
+            raise DataError(f"{detection.label} is not a frame of {where}", path)
+        if detection.person and detection.score >= min_score:
+            assigned.append((target, detection))
+    return assigned
+
+
+def posetrack_frame_id(file_name: str, index: int) -> int | None:
+    """PoseTrack18's id (TSSSSSSFFFF) of frame ``index`` of a file in a folder named like a PoseTrack video
+    ("003418_mpii_test"); None for any other folder."""
+    parts = Path(file_name).parent.name.split("_")
+    if len(parts) < 2 or not parts[0].isdigit() or parts[1] not in _DATASET_CODE or not 0 <= index <= 9999:
+        return None
+    return _frame_id(file_name, index)
 
 
 def _frame_id(file_name: str, index: int) -> int:

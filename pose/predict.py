@@ -1,6 +1,12 @@
 """DiffPose on a video file or a folder of frames: poses written as PoseTrack18 JSON, plus the frames with skeleton
-overlays as images and as a video. Person boxes come from a detections JSON (COCO-style, ``image_id`` = frame number
-from 0), one fixed ``x,y,w,h`` box, or the whole frame."""
+overlays as images and as a video.
+
+DiffPose is top-down: it estimates the pose inside a person box, so it needs the boxes of a person detector. They
+come from a detections JSON written by any detector (COCO-style results, ``DETECTIONS_FORMAT``: ``image_id`` = the
+frame number from 0, or ``file_name`` = the frame's file name; a PoseTrack18 detections file such as MMPose's
+``posetrack18_val_human_detections.json`` works on a PoseTrack video's frame folder, its ids are the frames' ids).
+One fixed ``x,y,w,h`` box or the whole frame as one person are explicit choices; without any of them predict
+refuses (`require_person_boxes`) rather than assume one person filling the frame."""
 
 from __future__ import annotations
 
@@ -19,10 +25,25 @@ from diffusekit.pose.codec import HeatmapCodec
 from diffusekit.pose.datasets import ClipCrops, ClipItem
 from diffusekit.pose.inference import InferenceSettings, predict_people
 from diffusekit.pose.media import count_video_frames, read_image, read_video_frames
-from diffusekit.pose.posetrack import PoseFrame, PoseVideo, read_detections, write_video
+from diffusekit.pose.posetrack import (
+    PoseFrame,
+    PoseVideo,
+    assign_detections,
+    posetrack_frame_id,
+    read_detection_file,
+    write_video,
+)
 from diffusekit.pose.visualize import draw_people
 
-__all__ = ["extract_frames", "frame_files", "predict_input", "video_fps", "write_video_file"]
+__all__ = [
+    "NEEDS_DETECTIONS",
+    "extract_frames",
+    "frame_files",
+    "predict_input",
+    "require_person_boxes",
+    "video_fps",
+    "write_video_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +51,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FPS = 25.0  # overlay videos of frame folders
 # (fourcc, suffix) tried in order: MPEG-4 Part 2 in mp4, then Motion JPEG in avi (both in every OpenCV wheel)
 VIDEO_CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
+DET_SCORE_THR = 0.3  # MMPoseInferencer's bbox_thr
+NEEDS_DETECTIONS = (
+    "no person boxes: DiffPose is top-down and needs a person detector's boxes; run any detector and pass "
+    '--detections people.json, a JSON list of {"image_id": <frame number from 0, or "file_name": <frame file>>, '
+    '"bbox": [x, y, w, h], "score": <0..1>, "category_id": 1} (COCO detection results); or --box X,Y,W,H for one '
+    "fixed box, or --whole-frame for one person filling every frame"
+)
 
 
 def extract_frames(video: Path, out: Path, progress: bool = True) -> list[Path]:
@@ -112,25 +140,57 @@ def frame_files(path: Path, work: Path) -> list[Path]:
     return extract_frames(path, work / path.stem)
 
 
+def require_person_boxes(
+    input_path: str | Path, detections: str | Path | None, box: Sequence[float] | None, whole_frame: bool
+) -> None:
+    """DataError (`NEEDS_DETECTIONS`, naming the input) unless person boxes are given: a detections file, a fixed
+    box, or the explicit choice of the whole frame."""
+    if detections is None and box is None and not whole_frame:
+        raise DataError(NEEDS_DETECTIONS, input_path)
+
+
+def _detected_boxes(files: Sequence[Path], path: Path, min_score: float) -> list[list[tuple[np.ndarray, float, str]]]:
+    """The person boxes of ``path`` per frame of ``files`` (``image_id`` = the frame number from 0, the frame's
+    PoseTrack id in a PoseTrack video folder, or a file name), as (box, score, the entry's label)."""
+    ids = {i: i for i in range(len(files))}
+    names = {file.name: i for i, file in enumerate(files)}
+    for i, file in enumerate(files):
+        frame_id = posetrack_frame_id(f"{file.parent.name}/{file.name}", PoseFrame(i, file.name, True).index)
+        if frame_id is not None:
+            ids.setdefault(frame_id, i)
+    where = f"the input ({len(files)} frames: image_id 0..{len(files) - 1} is the frame number, or a file name)"
+    boxes: list[list[tuple[np.ndarray, float, str]]] = [[] for _ in files]
+    for i, detection in assign_detections(read_detection_file(path), ids, names, path, where, min_score):
+        boxes[i].append((detection.box, detection.score, detection.label))
+    return boxes
+
+
 def _boxes(
-    files: Sequence[Path], detections: str | None, box: Sequence[float] | None, min_score: float
+    files: Sequence[Path],
+    detections: str | Path | None,
+    box: Sequence[float] | None,
+    whole_frame: bool,
+    min_score: float,
 ) -> list[list[tuple[np.ndarray, float]]]:
     height, width = read_image(files[0]).shape[:2]
-    if detections:
-        by_frame = read_detections(detections, min_score)
-        boxes = [by_frame.get(i, []) for i in range(len(files))]
+    source = None
+    if detections is not None:
         source = Path(detections)
+        boxes = _detected_boxes(files, source, min_score)
     elif box is not None:
-        boxes = [[(np.asarray(box, float), 1.0)] for _ in files]
-        source = None
+        boxes = [[(np.asarray(box, float), 1.0, "--box")] for _ in files]
+    elif whole_frame:
+        boxes = [[(np.array([0.0, 0.0, width, height]), 1.0, "the whole frame")] for _ in files]
     else:
-        boxes = [[(np.array([0.0, 0.0, width, height]), 1.0)] for _ in files]
-        source = None
+        raise DataError(NEEDS_DETECTIONS, files[0].parent)
     for i, frame_boxes in enumerate(boxes):
-        for b, _ in frame_boxes:
-            if b[2] <= 1 or b[3] <= 1 or b[0] >= width or b[1] >= height or b[0] + b[2] <= 0 or b[1] + b[3] <= 0:
-                raise DataError(f"frame {i}: box {b.round(1).tolist()} lies outside the {width}x{height} frame", source)
-    return boxes
+        for b, _, label in frame_boxes:
+            if b[2] <= 0 or b[3] <= 0 or not np.isfinite(b).all():
+                raise DataError(f"{label}: box {b.round(1).tolist()} needs a finite, positive width and height", source)
+            if b[0] >= width or b[1] >= height or b[0] + b[2] <= 0 or b[1] + b[3] <= 0:
+                message = f"{label}: box {b.round(1).tolist()} lies outside the {width}x{height} frame {files[i].name}"
+                raise DataError(message, source)
+    return [[(b, s) for b, s, _ in frame_boxes] for frame_boxes in boxes]
 
 
 def _refuse_overwriting_inputs(inputs: Sequence[Path], outputs: Sequence[Path]) -> None:
@@ -148,21 +208,27 @@ def predict_input(
     settings: InferenceSettings,
     input_path: str | Path,
     out_dir: str | Path,
-    detections: str | None = None,
+    detections: str | Path | None = None,
     box: Sequence[float] | None = None,
-    min_score: float = 0.0,
+    min_score: float = DET_SCORE_THR,
     seed: int = 0,
     progress: bool = True,
+    whole_frame: bool = False,
 ) -> dict:
     """Predict every frame of ``input_path``; write ``OUT/<name>.json`` (PoseTrack18), ``OUT/overlays/<name>/*.jpg``
-    and the overlay video ``OUT/<name>.mp4`` (or ``.avi``). Returns the paths and counts."""
+    and the overlay video ``OUT/<name>.mp4`` (or ``.avi``). Returns the paths and counts.
+
+    The person boxes: ``detections`` (a detections JSON; boxes scored below ``min_score`` are dropped, MMPose's
+    ``bbox_thr``), one fixed ``box`` on every frame, or ``whole_frame=True``; one of them is required
+    (`require_person_boxes`)."""
     input_path, out = Path(input_path), Path(out_dir)
+    require_person_boxes(input_path, detections, box, whole_frame)
     name = input_path.stem if input_path.is_file() else input_path.name
     outputs = [out / f"{name}{suffix}" for suffix in (".json", *(suffix for _, suffix in VIDEO_CODECS))]
     _refuse_overwriting_inputs([input_path], outputs)
     files = frame_files(input_path, out / "frames")
     _refuse_overwriting_inputs(files, [out / "overlays" / name / f"{i:06d}.jpg" for i in range(len(files))])
-    boxes = _boxes(files, detections, box, min_score)
+    boxes = _boxes(files, detections, box, whole_frame, min_score)
     root = files[0].parent
     frames = [PoseFrame(i, f.name, True) for i, f in enumerate(files)]
     video = PoseVideo(name, None, len(files), frames, name)

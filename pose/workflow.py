@@ -47,13 +47,15 @@ EVALUATE_DEFAULTS: dict[str, dict[str, Any]] = {
     "diffpose": dict(
         split="val",
         boxes="gt",
-        min_box_score=0.0,
+        min_box_score=0.4,  # MMPose's PoseTrack18 configs: filter_cfg=dict(bbox_score_thr=0.4)
         steps=5,
         samples=1,
         flip=True,
         sampler="ddim",
         batch_size=32,
         draw_threshold=0.2,
+        keypoint_score_thr=0.2,  # MMPose PoseTrack18Metric: rescoring and OKS NMS of poses in detected boxes
+        nms_thr=0.9,
     ),  # fmt: skip
     "ddhpose": dict(split="test", hypotheses=(1,), steps=(1,), flip=True, batch_size=16),
 }

@@ -302,6 +302,22 @@ case("detections_score_nan")(detections_case(b'[{"image_id": 10050010000, "bbox"
 case("detections_image_id_text")(detections_case([{**DETECTION, "image_id": "first"}], "image_id"))
 case("detections_truncated")(detections_case(json.dumps([DETECTION] * 3).encode()[:100]))
 case("detections_not_utf8")(detections_case(b'[{"image_id": 1, "bbox": [1, 2, 3, 4], "note": "\xff"}]'))
+# what a detector's file gets wrong: frames the split does not have, empty or inverted boxes, NaN coordinates
+ABSENT = {**DETECTION, "image_id": 10059990000}  # video 005999: not in the split
+case("detections_frame_not_in_split")(detections_case([DETECTION, ABSENT], "detection 1", "10059990000", "not a frame"))
+case("detections_file_name_not_in_split")(
+    detections_case([{**DETECTION, "image_id": "images/val/005999_mpii_test/000000.jpg"}], "detection 0", "not a frame")
+)
+case("detections_bbox_zero_area")(
+    detections_case([DETECTION, {**DETECTION, "bbox": [100.0, 40.0, 0.0, 120.0]}], "detection 1", "zero area")
+)
+case("detections_bbox_negative_area")(
+    detections_case([{**DETECTION, "bbox": [100.0, 40.0, 60.0, -12.0]}], "detection 0", "negative area")
+)
+case("detections_bbox_nan")(
+    detections_case(b'[{"image_id": 10050010000, "bbox": [100, NaN, 60, 120], "score": 0.9}]', "detection 0", "NaN")
+)
+case("detections_no_frame")(detections_case([{"bbox": [1.0, 2.0, 30.0, 40.0], "score": 0.9}], "detection 0"))
 
 
 @case("diffpose_evaluate_steps_zero")
@@ -352,6 +368,32 @@ case("backbone_weights_truncated")(backbone_case(b"PK\x03\x04" + b"\x00" * 40))
 case("backbone_weights_of_another_shape")(backbone_case(None))
 
 
+def other_config_case(command: str):
+    """DiffPose evaluate / predict with a checkpoint of another config (diffpose_tiny's weights, a decoder of width
+    32 in the config): the line names the checkpoint, the first tensor whose shape differs and both shapes."""
+
+    def make(base: Base, tmp: Path):
+        from diffusekit.core.checkpoint import load_checkpoint_file, select_state_dict
+
+        options = ["model.decoder.dim=32"]
+        saved = select_state_dict(load_checkpoint_file(base.diffpose, map_location="cpu"))
+        model = build_pose_model(load_pose_config("diffpose_tiny", options)).state_dict()
+        key = next(k for k in saved if k in model and saved[k].shape != model[k].shape)
+        named = (str(base.diffpose), repr(key), f"{tuple(saved[key].shape)} in the file",
+                 f"{tuple(model[key].shape)} in the model")  # fmt: skip
+        if command == "evaluate":
+            argv = diffpose_evaluate(base, base.posetrack, "--cfg-options", *options)
+            return argv, named, (base.posetrack,)
+        folder = frames_input(base, tmp)
+        return diffpose_predict(base, folder, tmp / "out", "--cfg-options", *options), named, (folder, tmp)
+
+    return make
+
+
+case("diffpose_evaluate_checkpoint_of_another_config")(other_config_case("evaluate"))
+case("diffpose_predict_checkpoint_of_another_config")(other_config_case("predict"))
+
+
 # ---- DiffPose predict
 def frames_input(base: Base, tmp: Path) -> Path:
     folder = tmp / "frames"
@@ -361,9 +403,13 @@ def frames_input(base: Base, tmp: Path) -> Path:
     return folder
 
 
-def diffpose_predict(base: Base, source: Path, out: Path, *extra: str) -> list[str]:
+def diffpose_predict(base: Base, source: Path, out: Path, *extra: str, boxes: bool = True) -> list[str]:
+    """A predict command line; without --detections or --box in ``extra`` it opts into --whole-frame (unless
+    ``boxes`` is False)."""
     args = ["--input", source, "--out", out, "--checkpoint", base.diffpose, "--steps", "1", "--samples", "1"]
-    return diffpose("predict", *args, "--no-flip", "--device", "cpu", *extra)
+    chosen = any(str(flag).split("=")[0] in ("--detections", "--box") for flag in extra)
+    whole = ["--whole-frame"] if boxes and not chosen else []
+    return diffpose("predict", *args, "--no-flip", "--device", "cpu", *whole, *extra)
 
 
 @case("predict_frame_truncated")
@@ -433,10 +479,49 @@ def _(base, tmp):
     return diffpose_predict(base, folder, tmp / "out", "--box=-500,-500,50,50"), ("box",), (folder, tmp)
 
 
-@case("predict_min_score_inf")
+@case("predict_det_score_thr_inf")
 def _(base, tmp):
     folder = frames_input(base, tmp)
-    return diffpose_predict(base, folder, tmp / "out", "--min-score", "inf"), ("--min-score",), (folder, tmp)
+    return diffpose_predict(base, folder, tmp / "out", "--det-score-thr", "inf"), ("--det-score-thr",), (folder, tmp)
+
+
+@case("predict_without_person_boxes")
+def _(base, tmp):
+    """No detections, no box: predict says that a person detector is needed instead of using the whole frame."""
+    folder = frames_input(base, tmp)
+    named = (str(folder), "person detector", "--detections", '"bbox": [x, y, w, h]', "--whole-frame")
+    return diffpose_predict(base, folder, tmp / "out", boxes=False), named, (folder, tmp)
+
+
+def predict_detections_case(entries: Any, *named: str):
+    """DiffPose predict on three frames with --detections naming a file of ``entries`` (JSON, or raw bytes)."""
+
+    def make(base: Base, tmp: Path):
+        folder = frames_input(base, tmp)
+        path = tmp / "people.json"
+        path.write_bytes(entries if isinstance(entries, bytes) else json.dumps(entries).encode())
+        argv = diffpose_predict(base, folder, tmp / "out", "--detections", str(path))
+        return argv, (str(path), *named), (folder, tmp)
+
+    return make
+
+
+PERSON = {"image_id": 0, "category_id": 1, "bbox": [100.0, 40.0, 60.0, 120.0], "score": 0.9}
+case("predict_detections_frame_out_of_range")(
+    predict_detections_case([PERSON, {**PERSON, "image_id": 3}], "detection 1", "image_id 3", "3 frames")
+)
+case("predict_detections_file_name_unknown")(
+    predict_detections_case([{**PERSON, "image_id": "000042.jpg"}], "detection 0", "000042.jpg")
+)
+case("predict_detections_bbox_zero_area")(
+    predict_detections_case([{**PERSON, "bbox": [100.0, 40.0, 60.0, 0.0]}], "detection 0", "zero area")
+)
+case("predict_detections_bbox_nan")(
+    predict_detections_case(b'[{"image_id": 2, "bbox": [NaN, 40, 60, 120], "score": 0.9}]', "detection 0", "NaN")
+)
+case("predict_detections_box_outside")(
+    predict_detections_case([{**PERSON, "bbox": [900.0, 40.0, 60.0, 120.0]}], "detection 0", "lies outside")
+)
 
 
 @case("predict_out_is_file")

@@ -76,7 +76,7 @@ def test_predict_on_frames_and_on_a_video(posetrack_root, trained, tmp_path, cap
     for file in sorted(frames.glob("*.jpg"))[:5]:
         writer.write(cv2.imread(str(file)))
     writer.release()
-    assert main([*base, "--input", str(path), "--out", str(tmp_path / "vid")]) == 0
+    assert main([*base, "--input", str(path), "--out", str(tmp_path / "vid"), "--whole-frame"]) == 0
     assert len(read_video(tmp_path / "vid" / "clip.json").frames) == 5
     assert _frames(next((tmp_path / "vid").glob("clip.mp4"), tmp_path / "vid" / "clip.avi")) == 5
 
@@ -98,9 +98,10 @@ def test_detections_json_as_boxes(posetrack_root, trained, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--input", "{tmp}/nowhere"], "input not found"),
-        (["--input", "{tmp}/broken.avi"], "OpenCV cannot open this video"),
+        (["--input", "{tmp}/nowhere", "--whole-frame"], "input not found"),
+        (["--input", "{tmp}/broken.avi", "--whole-frame"], "OpenCV cannot open this video"),
         (["--input", "{frames}", "--box", "5000,5000,10,10"], "lies outside"),
+        (["--input", "{frames}"], "needs a person detector's boxes; run any detector and pass --detections"),
     ],
 )
 def test_bad_predict_input_exits_2_with_one_line(posetrack_root, trained, tmp_path, capsys, extra, message):
@@ -120,6 +121,8 @@ def test_bad_predict_input_exits_2_with_one_line(posetrack_root, trained, tmp_pa
         ("predict", ["--box", "1,2,30,-4"], "width and height must be positive"),
         ("predict", ["--box", "1,2,nan,4"], "finite"),
         ("predict", ["--box", "1,2,3,4", "--detections", "d.json"], "not allowed with argument"),
+        ("predict", ["--whole-frame", "--detections", "d.json"], "not allowed with argument"),
+        ("predict", ["--det-score-thr", "nan"], "--det-score-thr"),
         ("predict", ["--width", "640"], "unrecognized arguments: --width"),
         ("predict", ["--steps", "1", "2"], "unrecognized arguments: 2"),
         ("evaluate", ["--data", "d", "--samples", "0"], "expected a positive integer"),
