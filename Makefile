@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-smd bench-medical bench-pose bench-ddhpose bench-rti bench-video clean
+.PHONY: demo test lint bench bench-smd bench-medical bench-pose bench-ddhpose bench-rti bench-video bench-perception3d clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,8 @@ test: lint
 # DDHPose and a deterministic regressor on synthetic Human3.6M for 40 minutes each, side by side; bench-rti
 # Diffusion Policy on the point-mass task and Push-T, then DDPM-100 / DDIM-10 / RTI from the same checkpoints;
 # bench-video DIVD-tiny, its WTSA / MRPE ablations and a regressor on synthetic GoPro (6 minutes each), then
-# sampling steps, tiling and the memory of a 1280 x 720 clip.
+# sampling steps, tiling and the memory of a 1280 x 720 clip; bench-perception3d no / late / attention fusion and
+# CoDiff on synthetic OPV2V (10 minutes per detector, CoDiff's two further stages 4 + 6), pose noise and delay sweeps.
 QUICK_BENCH := core_samplers noise_assignment core_throughput timeseries_model_speed
 bench: $(VENV)/.installed-dev
 	@for f in $(QUICK_BENCH); do echo "== benchmarks/$$f.py"; $(BIN)/python benchmarks/$$f.py || exit 1; done
@@ -56,6 +57,9 @@ bench-rti: $(VENV)/.installed-dev
 
 bench-video: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/video_divd.py
+
+bench-perception3d: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/perception3d_codiff.py
 
 bench-medical: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/medical_echo.py

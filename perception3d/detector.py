@@ -208,8 +208,16 @@ class CooperativeDetector(BaseModel):
                 kept = rotated_nms(boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), self.nms_threshold)
                 kept = torch.as_tensor(np.asarray(kept, dtype=np.int64))[: self.max_detections]
                 boxes, scores = boxes[kept], scores[kept]
-            results.append((boxes, scores))
+            results.append(self._in_range(boxes, scores))
         return results
+
+    def _in_range(self, boxes: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """Drop boxes whose centre lies outside the point-cloud range (OpenCOOD's post-processing drops predictions
+        outside the evaluation range; the centre test is the rule the ground truth is cut with)."""
+        from .boxes import in_range
+
+        keep = torch.as_tensor(in_range(boxes.detach().cpu().numpy(), self.grid.point_cloud_range))
+        return boxes[keep.to(boxes.device)], scores[keep.to(scores.device)]
 
     def late_fusion(self, inputs: dict[str, Any]) -> list[tuple[Tensor, Tensor]]:
         """Every agent detects with the single-agent network; boxes moved to the ego by the shared poses, merged by
@@ -225,7 +233,7 @@ class CooperativeDetector(BaseModel):
                 for i, (b, _) in enumerate(per_map[start : start + count])
             ]
             scores = [s for _, s in per_map[start : start + count]]
-            boxes, scores = torch.cat(boxes), torch.cat(scores)
+            boxes, scores = self._in_range(torch.cat(boxes), torch.cat(scores))
             if len(scores):
                 kept = rotated_nms(boxes.cpu().numpy(), scores.cpu().numpy(), self.nms_threshold)
                 kept = torch.as_tensor(np.asarray(kept, dtype=np.int64))[: self.max_detections]

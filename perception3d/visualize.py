@@ -278,8 +278,8 @@ def ap_vs_noise_figure(
         ax.plot(curve[:, 0], curve[:, 1], marker="o", linewidth=1.5, markersize=4, label=str(method))
         if np.isfinite(curve[:, 1]).any():
             highest = max(highest, float(np.nanmax(curve[:, 1])))
-    if highest <= 1.0:
-        ax.set_ylim(0.0, 1.02)
+    if highest <= 1.0:  # APs: from 0, and tight enough above that small differences between methods show
+        ax.set_ylim(0.0, min(1.02, max(0.05, 1.15 * highest)))
     ax.set_xlabel(x_label)
     ax.set_ylabel(metric_name)
     ax.grid(True, alpha=0.3)

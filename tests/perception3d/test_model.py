@@ -297,3 +297,11 @@ def test_dairv2x_frames_feed_the_detector(tmp_path):
     model = CooperativeDetector(fusion="attention", **TINY)
     losses = model(batch["inputs"], batch["data_samples"], mode="loss")
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_boxes_outside_the_range_are_dropped_after_decoding_and_late_fusion():
+    model = CooperativeDetector(fusion="late", **TINY)
+    boxes = torch.tensor([[0.0, 0, -1, 4, 2, 1.5, 0], [15.9, 7.9, -1, 4, 2, 1.5, 0], [16.5, 0, -1, 4, 2, 1.5, 0]])
+    kept, scores = model._in_range(boxes, torch.tensor([0.9, 0.8, 0.7]))
+    torch.testing.assert_close(kept, boxes[:2])
+    torch.testing.assert_close(scores, torch.tensor([0.9, 0.8]))

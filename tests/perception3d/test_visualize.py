@@ -110,6 +110,6 @@ def test_ap_vs_noise_draws_one_sorted_line_per_method(tmp_path):
     assert [line.get_label() for line in lines] == ["CoDiff", "late fusion"]
     np.testing.assert_allclose(lines[0].get_xdata(), [0.0, 0.2, 0.4])
     np.testing.assert_allclose(lines[0].get_ydata(), [0.8, 0.72, 0.61])
-    assert ax.get_ylabel() == "AP@0.7" and ax.get_ylim() == (0.0, 1.02)
+    assert ax.get_ylabel() == "AP@0.7" and ax.get_ylim() == pytest.approx((0.0, 0.92))  # 1.15 x the highest AP
     path = plot_ap_vs_noise(tmp_path / "ap.png", results, "AP@0.7")
     assert path.read_bytes()[:8] == PNG_SIGNATURE and path.stat().st_size > 5000
