@@ -200,8 +200,8 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         DEMO,
         help="synthetic OPV2V, short training of the detectors and CoDiff, the noise sweep, figures, a report",
         description="Writes a small synthetic OPV2V dataset, trains the single-agent and attention-fusion tiny "
-        "detectors and CoDiff's diffusion stage for a few hundred iterations, evaluates no / late / attention "
-        "fusion and CoDiff at pose noise 0 and 0.4 and writes OUT/report.md with BEV figures.",
+        "detectors and CoDiff's diffusion and fine-tuning stages for a few hundred iterations, evaluates no / late / "
+        "attention fusion and CoDiff at pose noise 0 and 0.4 and writes OUT/report.md with BEV figures.",
     )
 
 

@@ -150,7 +150,7 @@ class CoDiff(CooperativeDetector):
         agent_latents = self.agent_encoder(pillars)
         slots = []
         start = 0
-        b, _, h, w = fused_latent.shape
+        h, w = fused_latent.shape[-2:]
         for count in inputs["agents"]:
             maps = agent_latents[start : start + count][: self.max_cav]
             if len(maps) > 1:
