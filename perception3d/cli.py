@@ -14,6 +14,7 @@ from mmengine.dist import is_main_process
 
 from diffusekit.core import commands as cc
 from diffusekit.core.cli import Domain
+from diffusekit.core.errors import DataError
 
 PACKAGE = "diffusekit.perception3d"
 DEMO = "diffusekit.perception3d.demo:run_demo"
@@ -45,8 +46,6 @@ def _model(args: argparse.Namespace):
     model = load_model(cfg, args.checkpoint, args.device)
     if args.steps is not None:
         if not hasattr(model, "refine"):
-            from diffusekit.core.errors import DataError
-
             raise DataError("--steps applies to CoDiff only (this config is a plain detector)", cfg.filename)
         model.steps = args.steps
     return cfg, model

@@ -24,6 +24,7 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from .anchors import AnchorSettings, apply_direction, assign_targets, decode_boxes, direction_targets, make_anchors
+from .boxes import in_range, rotated_nms
 from .networks import AttentionFusion, BEVBackbone, DetectionHead, warp_to_ego
 from .pillars import PillarFeatureNet, PillarGrid, scatter_to_bev
 
@@ -193,8 +194,6 @@ class CooperativeDetector(BaseModel):
 
     def decode(self, features: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Boxes and scores per map after the score threshold, direction correction and rotated NMS."""
-        from .boxes import rotated_nms
-
         cls, reg, direction = self.head(features)
         results = []
         for logits, deltas, dirs in zip(cls, reg, direction):
@@ -203,27 +202,26 @@ class CooperativeDetector(BaseModel):
             anchors = self.anchors.reshape(-1, 7)[keep]
             boxes = decode_boxes(deltas.reshape(-1, 7)[keep].float(), anchors)
             boxes = apply_direction(boxes, dirs.reshape(-1, dirs.shape[-1])[keep].argmax(-1), self.anchor_settings)
-            scores = scores[keep].float()
-            if len(scores):
-                kept = rotated_nms(boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), self.nms_threshold)
-                kept = torch.as_tensor(np.asarray(kept, dtype=np.int64))[: self.max_detections]
-                boxes, scores = boxes[kept], scores[kept]
-            results.append(self._in_range(boxes, scores))
+            results.append(self._in_range(*self._nms(boxes, scores[keep].float())))
         return results
+
+    def _nms(self, boxes: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """Rotated BEV NMS at ``nms_threshold``, then the ``max_detections`` best."""
+        if not len(scores):
+            return boxes, scores
+        kept = rotated_nms(boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), self.nms_threshold)
+        kept = torch.as_tensor(np.asarray(kept, dtype=np.int64), device=boxes.device)[: self.max_detections]
+        return boxes[kept], scores[kept]
 
     def _in_range(self, boxes: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
         """Drop boxes whose centre lies outside the point-cloud range (OpenCOOD's post-processing drops predictions
         outside the evaluation range; the centre test is the rule the ground truth is cut with)."""
-        from .boxes import in_range
-
         keep = torch.as_tensor(in_range(boxes.detach().cpu().numpy(), self.grid.point_cloud_range))
         return boxes[keep.to(boxes.device)], scores[keep.to(scores.device)]
 
     def late_fusion(self, inputs: dict[str, Any]) -> list[tuple[Tensor, Tensor]]:
         """Every agent detects with the single-agent network; boxes moved to the ego by the shared poses, merged by
         rotated NMS (OpenCOOD's late fusion)."""
-        from .boxes import rotated_nms
-
         pillars = self.pillar_maps(inputs)
         per_map = self.decode(self.backbone.merge(self.backbone(pillars)))
         results, start = [], 0
@@ -233,12 +231,7 @@ class CooperativeDetector(BaseModel):
                 for i, (b, _) in enumerate(per_map[start : start + count])
             ]
             scores = [s for _, s in per_map[start : start + count]]
-            boxes, scores = self._in_range(torch.cat(boxes), torch.cat(scores))
-            if len(scores):
-                kept = rotated_nms(boxes.cpu().numpy(), scores.cpu().numpy(), self.nms_threshold)
-                kept = torch.as_tensor(np.asarray(kept, dtype=np.int64))[: self.max_detections]
-                boxes, scores = boxes[kept], scores[kept]
-            results.append((boxes, scores))
+            results.append(self._nms(*self._in_range(torch.cat(boxes), torch.cat(scores))))
             start += count
         return results
 
