@@ -89,7 +89,8 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "Trains into WORK_DIR (checkpoints, final_weights.pth with raw and EMA weights, curves.png; with the "
         "config's val_dataloader a best checkpoint by PoseTrack Total AP). --resume continues from the newest "
         "checkpoint; multi-GPU: torchrun ... --launcher pytorch. Backbone weights: --cfg-options "
-        "model.backbone.weights=PATH.",
+        "model.backbone.weights=PATH (a timm, MAE, ViTPose/MMPose or torchvision checkpoint, or our own; "
+        "docs/pose.md, 'Pretrained backbones').",
         "a PoseTrack18/21 folder (annotations/<split>/*.json, images/<split>/<video>/)",
     )
 

@@ -2,9 +2,11 @@
 # enlarged by 25%, a clip <I_{t-d} .. I_{t+d}>, a ViT backbone (ImageNet-pretrained), x0 heatmap diffusion with an
 # L2 loss, 60 training epochs. What it does not give is our choice (docs/pose.md): 256 x 192 crops (ViT patch 16 ->
 # a 16 x 12 feature grid, 64 x 48 heatmaps), d = 1 (3 frames, as DCPose and DiffusionPose), a ViT-B backbone whose
-# weights you pass with --cfg-options model.backbone.weights=PATH, a 4-layer STRL of width 256, a decoder of width
-# 256 with one transformer block per LMSFI stage, a cosine schedule of T = 1000, and 5 DDIM steps x 1 sample + flip
-# at inference. 60 epochs of PoseTrack18 train (~ 100k person crops) at batch 32 ~ 190k iterations.
+# weights you pass with --cfg-options model.backbone.weights=PATH (timm/MAE files: add model.backbone.cls_token=True;
+# ViTPose files: model.backbone.patch_padding=2; docs/pose.md "Pretrained backbones"), a 4-layer STRL of width 256,
+# a decoder of width 256 with one transformer block per LMSFI stage, a cosine schedule of T = 1000, and 5 DDIM
+# steps x 1 sample + flip at inference. 60 epochs of PoseTrack18 train (~ 100k person crops) at batch 32 ~ 190k
+# iterations.
 custom_imports = dict(
     imports=["diffusekit.pose.diffpose", "diffusekit.pose.datasets", "diffusekit.pose.metrics"],
     allow_failed_imports=False,
