@@ -18,6 +18,7 @@ from diffusekit.core.commands import build_model, load_model
 from diffusekit.core.config_checks import check_kwargs, config_block
 from diffusekit.core.engine import load_config, train_on_data
 from diffusekit.core.errors import DataError
+from diffusekit.pose.ddhpose_checkpoint import official_ddhpose_model
 
 __all__ = [
     "DEFAULT_CONFIGS",
@@ -113,11 +114,13 @@ def build_pose_model(cfg: Config):
 
 
 def load_pose_model(cfg: Config, checkpoint: str | Path, device: str = "auto"):
-    """The trained model (EMA weights when present) on ``device`` in eval mode; ``checkpoint`` may be a work dir."""
+    """The trained model (EMA weights when present) on ``device`` in eval mode; ``checkpoint`` may be a work dir, or
+    for DDHPose an official checkpoint file (``diffusekit.pose.ddhpose_checkpoint``)."""
     cfg = copy.deepcopy(cfg)
     if "backbone" in cfg.model:
         cfg.model.backbone["weights"] = None  # the checkpoint holds the trained backbone
-    return load_model(cfg, checkpoint, device, imports=MODEL_MODULES)
+    official = official_ddhpose_model(cfg, checkpoint, device, imports=MODEL_MODULES)
+    return official if official is not None else load_model(cfg, checkpoint, device, imports=MODEL_MODULES)
 
 
 def with_data_root(cfg: Config, data: str | Path, allow_pickle: bool = False) -> Config:
