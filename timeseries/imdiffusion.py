@@ -129,7 +129,10 @@ class ImDiffusion(BaseModel):
         train_blocks: grating block count(s) in training (released: 10); ``infer_blocks``: at inference (released: 4).
         random_ratio: target ratio of the ``"random"`` strategy (released ``--ratio 0.7``).
         value_scale: factor applied to the [0,1]-scaled inputs inside the model (released: 20).
-        sample_steps: reverse timesteps for ``predict`` (None = all T, the released DDPM chain).
+        sample_steps: reverse timesteps for ``predict`` (None = all T, the released DDPM chain; an int n = n
+            "trailing" steps, e.g. 10 -> t = 49, 44, ..., 4).
+        sampler: ``"ddpm"`` (released; ancestral, respaced when ``sample_steps`` skips levels) or ``"ddim"``
+            (deterministic, Song et al. 2021 eq. 12 with eta 0): the fast scoring of docs/timeseries.md.
     """
 
     def __init__(
@@ -145,17 +148,21 @@ class ImDiffusion(BaseModel):
         random_ratio: float = 0.7,
         value_scale: float = 20.0,
         sample_steps: int | Sequence[int] | None = None,
+        sampler: Literal["ddpm", "ddim"] = "ddpm",
         data_preprocessor: dict | nn.Module | None = None,
         init_cfg: dict | None = None,
     ):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if train_strategy not in ("grating", "random"):
             raise ValueError(f"unknown training strategy {train_strategy!r}; expected 'grating' or 'random'")
+        if sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"unknown sampler {sampler!r}; expected 'ddpm' or 'ddim'")
         self.denoiser = _build_denoiser(denoiser)
         sched = NoiseSchedule.named(schedule, num_steps, beta_start=beta_start, beta_end=beta_end)
         self.diffusion = GaussianDiffusion(sched, prediction="eps")
         self.train_strategy, self.train_blocks, self.infer_blocks = train_strategy, train_blocks, int(infer_blocks)
         self.random_ratio, self.value_scale, self.sample_steps = float(random_ratio), float(value_scale), sample_steps
+        self.sampler = sampler
 
     def _unpack(self, inputs, data_samples, values, observed_mask) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows and observed masks from a tensor, a ``WindowDataset`` batch dict, or its keys as kwargs."""
@@ -214,7 +221,7 @@ class ImDiffusion(BaseModel):
     def impute(
         self, x: torch.Tensor, observed: torch.Tensor | None = None, generator: torch.Generator | None = None
     ) -> WindowImputation:
-        """Impute each window with both grating masks (``infer_blocks`` blocks) in one DDPM chain of batch 2B,
+        """Impute each window with both grating masks (``infer_blocks`` blocks) in one chain of batch 2B,
         conditioning on the observed cond entries; each point is taken from the pass that imputed it."""
         observed = torch.ones_like(x) if observed is None else observed
         b, k, length = x.shape
@@ -227,7 +234,7 @@ class ImDiffusion(BaseModel):
             self.denoiser,
             x_T,
             timesteps=self.sample_steps,
-            sampler="ddpm",
+            sampler=self.sampler,
             known=known,
             known_mask=cond * torch.cat([observed, observed]),
             return_trajectory=True,

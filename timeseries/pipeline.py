@@ -31,20 +31,36 @@ from diffusekit.timeseries.ensemble import (
     score_windows,
     vote_labels,
 )
+from diffusekit.timeseries.thresholds import POT_LEVEL, POT_Q
 
 log = logging.getLogger(__name__)
 
 # every key of a config's ``detect`` block, with its default (None: derived from the window)
 DETECT_DEFAULTS: dict[str, Any] = dict(
-    reduce="max", steps=list(DEFAULT_STEPS), p0=0.02, xi=None, oracle_p0=[0.02], test_stride=None, metric_window=None
+    reduce="max",
+    steps=list(DEFAULT_STEPS),
+    p0=0.02,
+    xi=None,
+    oracle_p0=[0.02],
+    test_stride=None,
+    metric_window=None,
+    batch_size=8,
+    precision="fp32",
+    pot_q=POT_Q,
+    pot_level=POT_LEVEL,
 )
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
 class Settings:
     """What scoring and calibration need: the window, the test stride (default ``window // 2``), the validation
     share of the train series, the feature reduction, the voting steps, the deployable p0 and ξ (None: majority),
-    the oracle's p0 grid and the R-AUC/VUS window (default: the window)."""
+    the oracle's p0 grid, the R-AUC/VUS window (default: the window), the windows imputed per batch (each runs both
+    grating masks, so the network sees twice as many; small batches keep the CPU's caches warm: see
+    docs/timeseries.md) and the network's precision (``"bf16"``: ``torch.autocast`` of the denoiser, for CPUs with
+    bfloat16 units or GPUs; the sampler's update stays in float32), and the POT/SPOT risk and initial level
+    (:mod:`~diffusekit.timeseries.thresholds`)."""
 
     window: int = 100
     test_stride: int | None = None
@@ -55,6 +71,10 @@ class Settings:
     xi: int | None = None
     oracle_p0: tuple[float, ...] = (0.02,)
     metric_window: int | None = None
+    batch_size: int = 8
+    precision: str = "fp32"
+    pot_q: float = POT_Q
+    pot_level: float = POT_LEVEL
 
     def __post_init__(self) -> None:
         """Check every value (a DataError naming the key: a count below 1, a share outside its range, a string
@@ -68,6 +88,10 @@ class Settings:
         self.p0 = _share("detect.p0", self.p0)
         self.val_fraction = _share("train_dataloader.dataset.val_fraction", self.val_fraction, zero=True)
         self.xi = None if self.xi is None else _count("detect.xi", self.xi, 0)
+        self.batch_size = _count("detect.batch_size", self.batch_size)
+        self.pot_q, self.pot_level = _share("detect.pot_q", self.pot_q), _share("detect.pot_level", self.pot_level)
+        if self.precision not in PRECISIONS:
+            raise DataError(f"detect.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.reduce not in ("max", "sum"):
             raise DataError(f"detect.reduce must be 'max' or 'sum', got {self.reduce!r}")
 
@@ -139,12 +163,14 @@ def score_series(
     observed: np.ndarray | None = None,
     *,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     all_steps: bool = False,
     progress: bool = True,
 ) -> SeriesScores:
     """Impute a scaled (T, K) series in windows of ``window`` every ``test_stride`` (plus a tail window), stitch and
-    score it. Only the sampler's last ``settings.keep`` states are scored unless ``all_steps``."""
+    score it. Only the sampler's last ``settings.keep`` states are scored unless ``all_steps``; ``batch_size``
+    (default ``settings.batch_size``) windows per batch, the denoiser in ``settings.precision``."""
+    batch_size = settings.batch_size if batch_size is None else batch_size
     data = WindowDataset(values, settings.window, settings.test_stride, observed=observed, tail=True)
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -155,7 +181,8 @@ def score_series(
         items = [data[i] for i in range(lo, min(lo + batch_size, len(data)))]
         x = torch.stack([item["values"] for item in items]).to(device)
         mask = torch.stack([item["observed_mask"] for item in items]).to(device)
-        states = model(x, mode="predict", observed_mask=mask, generator=generator).imputed
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+            states = model(x, mode="predict", observed_mask=mask, generator=generator).imputed
         if not all_steps:
             if states.shape[1] < settings.keep:
                 raise DataError(
@@ -174,6 +201,24 @@ def calibrate_scores(scores: SeriesScores, settings: Settings) -> VoteCalibratio
     return calibrate_votes(scores.step_scores, scores.step_errors, settings.p0, settings.steps, settings.xi)
 
 
+def calibrate_tail(
+    model: nn.Module,
+    train: np.ndarray,
+    settings: Settings,
+    observed: np.ndarray | None = None,
+    progress: bool = True,
+) -> tuple[VoteCalibration, int, SeriesScores]:
+    """Score the held-out tail of a scaled training series and calibrate the votes on it (no test labels);
+    returns the calibration, the tail's length (0: no hold-out, the whole series is used) and the tail's scores
+    (POT/SPOT thresholds start from them)."""
+    part = validation_slice(len(train), settings.val_fraction, settings.window)
+    log.info("calibrating on the last %d of %d training steps", len(train[part]), len(train))
+    tail_observed = None if observed is None else observed[part]
+    scores = score_series(model, train[part], settings, tail_observed, progress=progress)
+    n_val = validation_length(len(train), settings.val_fraction, settings.window)
+    return calibrate_scores(scores, settings), n_val, scores
+
+
 def calibrate(
     model: nn.Module,
     train: np.ndarray,
@@ -181,13 +226,9 @@ def calibrate(
     observed: np.ndarray | None = None,
     progress: bool = True,
 ) -> tuple[VoteCalibration, int]:
-    """Score the held-out tail of a scaled training series and calibrate the votes on it (no test labels);
-    returns the calibration and the tail's length (0: no hold-out, the whole series is used)."""
-    part = validation_slice(len(train), settings.val_fraction, settings.window)
-    log.info("calibrating on the last %d of %d training steps", len(train[part]), len(train))
-    tail_observed = None if observed is None else observed[part]
-    scores = score_series(model, train[part], settings, tail_observed, progress=progress)
-    return calibrate_scores(scores, settings), validation_length(len(train), settings.val_fraction, settings.window)
+    """:func:`calibrate_tail` without the tail's scores."""
+    calibration, n_val, _ = calibrate_tail(model, train, settings, observed, progress)
+    return calibration, n_val
 
 
 def detect(scores: SeriesScores, calibration: VoteCalibration) -> Detection:

@@ -238,3 +238,47 @@ def test_detector_end_to_end_flags_planted_anomaly():
     hits = [iv for iv in det.intervals(test) if iv[0] < 162 and iv[1] > 150]
     assert hits and hits[0][3][0] == 1  # localised to the shifted feature
     assert all(start < end and score >= det.threshold_ for start, end, score, _ in det.intervals(test))
+
+
+class ConstantX0(nn.Module):
+    """The eps that makes every x0 prediction the constant ``c`` (x̂0 = (x - sqrt(1-ab) eps) / sqrt(ab)), so any
+    deterministic sampler must end exactly at ``c`` on the imputed entries."""
+
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = c
+        self.alpha_bar = NoiseSchedule.named("quad", 50, beta_start=1e-4, beta_end=0.5).alphas_cumprod.float()
+
+    def forward(self, x, t, mask_type):
+        ab = self.alpha_bar[t].view(-1, 1, 1)
+        return (x - ab.sqrt() * self.c) / (1 - ab).sqrt()
+
+
+def test_fast_ddim_scoring_has_the_asked_levels_and_lands_on_the_x0_prediction():
+    model = ImDiffusion(ConstantX0(c=4.0), sample_steps=5, sampler="ddim", value_scale=20.0).eval()
+    x = torch.rand(3, 2, 16)
+    out = model.impute(x, generator=torch.Generator().manual_seed(0))
+    assert out.timesteps == [49, 39, 29, 19, 9] and out.imputed.shape == (3, 5, 2, 16)
+    # both grating passes impute their own half; the merge keeps the imputed entries only: all equal c / value_scale
+    torch.testing.assert_close(out.imputed[:, -1], torch.full_like(x, 4.0 / 20.0))
+    released = ImDiffusion(ConstantX0(c=4.0), value_scale=20.0).eval().impute(x)
+    assert released.imputed.shape[1] == 50 and released.timesteps[-1] == 0
+    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
+        ImDiffusion(ConstantX0(c=4.0), sampler="euler")
+
+
+def test_bf16_scoring_is_close_to_fp32_but_really_runs_in_bf16():
+    from diffusekit.timeseries.models import ImDiffusionNet
+    from diffusekit.timeseries.pipeline import Settings, score_series
+
+    torch.manual_seed(0)
+    net = ImDiffusionNet(num_features=3, channels=16, layers=1, heads=2)
+    nn.init.normal_(net.output_projection2.weight, std=0.5)  # CSDI zero-initialises it: the output would be 0
+    model = ImDiffusion(net, sample_steps=4, sampler="ddim").eval()
+    values = np.random.default_rng(0).random((80, 3)).astype(np.float32)
+    scores = {
+        p: score_series(model, values, Settings(window=16, steps=(0, 1), precision=p), progress=False).step_scores
+        for p in ("fp32", "bf16")
+    }
+    difference = np.abs(scores["fp32"] - scores["bf16"]).max()
+    assert 0 < difference < 0.05 * np.abs(scores["fp32"]).max()

@@ -96,3 +96,26 @@ def test_imputation_metric_pools_the_windows():
     metric = ImputationMetric()
     metric.process({}, [dict(sq_error=2.0, abs_error=3.0, count=4.0), dict(sq_error=6.0, abs_error=1.0, count=4.0)])
     assert metric.evaluate(2) == {"imputation/mse": 1.0, "imputation/mae": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("batch_size", 0, "detect.batch_size must be an integer >= 1"),
+        ("precision", "fp16", "detect.precision must be one of fp32, bf16"),
+        ("pot_q", 1.5, r"detect.pot_q must be a number in \(0, 1\)"),
+        ("pot_level", "high", r"detect.pot_level must be a number in \(0, 1\)"),
+    ],
+)
+def test_scoring_settings_are_checked(key, value, message):
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(window=40)), detect={key: value}))
+    with pytest.raises(DataError, match=message):
+        Settings.from_cfg(cfg)
+
+
+def test_the_batch_size_only_groups_windows():
+    values = np.random.default_rng(1).random((150, 3)).astype(np.float32)
+    settings = Settings(window=20, steps=(0, 3), batch_size=1)
+    one = score_series(ZeroImputer(), values, settings, progress=False)
+    many = score_series(ZeroImputer(), values, settings, batch_size=64, progress=False)
+    np.testing.assert_array_equal(one.step_scores, many.step_scores)
