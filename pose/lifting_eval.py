@@ -113,13 +113,17 @@ def evaluate_lifting(
     batch_size: int = 16,
     seed: int = 0,
     progress: bool = True,
+    keep_hypotheses: Sequence[int] = (),
 ) -> dict:
     """Scores for every (steps K, hypotheses H, aggregation): ``rows`` [{steps, hypotheses, aggregation, mpjpe,
     p_mpjpe[, pck, auc]}] (mean over actions), ``per_action`` {(K, H, aggregation): {action: {metric: value}}},
-    ``seconds`` per K and ``frames``. One sampling run per K with max(H) hypotheses; H < max(H) uses the first H."""
+    ``seconds`` per K and ``frames``. One sampling run per K with max(H) hypotheses; H < max(H) uses the first H.
+    ``keep_hypotheses``: for these K also ``hypotheses`` {K: [(max(H) hypotheses (H, N, J, 3), truth (N, J, 3))
+    per sequence]}, root-relative mm (float32), valid frames only."""
     root, _, _ = joint_layout(dataset)
     h_max = max(hypotheses)
     per_frame: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    kept: dict[int, list] = {k: [] for k in steps if k in keep_hypotheses}
     seconds: dict[int, float] = {}
     frames = sum(int(s.valid.sum()) if s.valid is not None else len(s.keypoints_2d) for s in sequences)
     line = ProgressLine(enabled=progress)
@@ -134,6 +138,8 @@ def evaluate_lifting(
                 keep = np.asarray(sequence.valid, bool)
                 pred, gt = pred[:, keep], gt[keep]
                 sequence = _subset(sequence, keep)
+            if k in kept:
+                kept[k].append((pred.astype(np.float32), gt.astype(np.float32)))
             for h in hypotheses:
                 for name in AGGREGATIONS:
                     errors = _aggregate(name, pred[:h], gt, sequence, root)
@@ -154,7 +160,8 @@ def evaluate_lifting(
         per_action[(k, h, name)] = dict(sorted(table.items()))
         means = {m: float(np.mean([row[m] for row in table.values()])) for m in next(iter(table.values()))}
         rows.append({"steps": k, "hypotheses": h, "aggregation": name, **means})
-    return {"rows": rows, "per_action": per_action, "seconds": seconds, "frames": frames}
+    result = {"rows": rows, "per_action": per_action, "seconds": seconds, "frames": frames}
+    return {**result, "hypotheses": kept} if kept else result
 
 
 def _subset(sequence: LiftingSequence, keep: np.ndarray) -> LiftingSequence:
