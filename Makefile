@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-smd bench-medical bench-pose bench-ddhpose bench-rti bench-video bench-perception3d clean
+.PHONY: demo test lint tsbad-env bench bench-smd bench-medical bench-pose bench-ddhpose bench-rti bench-video bench-perception3d clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,19 @@ QUICK_BENCH := core_samplers noise_assignment core_throughput timeseries_model_s
 bench: $(VENV)/.installed-dev
 	@for f in $(QUICK_BENCH); do echo "== benchmarks/$$f.py"; $(BIN)/python benchmarks/$$f.py || exit 1; done
 
-bench-smd: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/timeseries_smd.py
+# TSB-AD (the time-series anomaly benchmark suite) pins numpy<2: its detectors run in their own environment, created
+# here on first use; benchmarks/timeseries_smd.py talks to it through files (benchmarks/tsb_ad_peers.py).
+TSBAD_VENV ?= .venv-tsbad
+$(TSBAD_VENV)/.installed:
+	$(PYTHON) -m venv $(TSBAD_VENV)
+	$(TSBAD_VENV)/bin/pip install -q --upgrade pip
+	$(TSBAD_VENV)/bin/pip install -q $(TORCH_SPEC) "tsb-ad==1.5"
+	touch $@
+
+tsbad-env: $(TSBAD_VENV)/.installed
+
+bench-smd: $(VENV)/.installed-dev $(TSBAD_VENV)/.installed
+	$(BIN)/python benchmarks/timeseries_smd.py --peers-python $(TSBAD_VENV)/bin/python
 
 bench-pose: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/pose_diffpose.py
@@ -65,4 +76,4 @@ bench-medical: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/medical_echo.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info demo_out
+	rm -rf $(VENV) $(TSBAD_VENV) build dist *.egg-info demo_out
