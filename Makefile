@@ -31,10 +31,11 @@ lint: $(VENV)/.installed-dev
 test: lint
 	$(BIN)/python -m pytest -q
 
-# The quick benchmarks (minutes); bench-smd trains ImDiffusion on three real SMD machines (hours on a CPU);
+# The quick benchmarks (minutes); bench-smd trains ImDiffusion on three real SMD machines and runs TSB-AD's
+# detectors beside it (about 1.5 hours on a CPU);
 # bench-medical trains Echo-DND and a U-Net on synthetic CAMUS for 15 minutes each, then sweeps the samplers;
 # bench-pose trains DiffPose and a heatmap baseline on synthetic PoseTrack18 for 10 minutes each; bench-ddhpose
-# DDHPose and a deterministic regressor on synthetic Human3.6M for 40 minutes each, side by side; bench-rti
+# DDHPose, a deterministic regressor and a 4-regressor ensemble on synthetic Human3.6M for 40 minutes each; bench-rti
 # Diffusion Policy on the point-mass task and Push-T, then DDPM-100 / DDIM-10 / RTI from the same checkpoints;
 # bench-video DIVD-tiny, its WTSA / MRPE ablations and a regressor on synthetic GoPro (6 minutes each), then
 # sampling steps, tiling and the memory of a 1280 x 720 clip; bench-perception3d no / late / attention fusion and
