@@ -32,7 +32,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 # The quick benchmarks (minutes); bench-smd trains ImDiffusion on three real SMD machines and runs TSB-AD's
-# detectors beside it (about 1.5 hours on a CPU);
+# detectors beside it (hours on a CPU);
 # bench-medical trains Echo-DND and a U-Net on synthetic CAMUS for 15 minutes each, then sweeps the samplers;
 # bench-pose trains DiffPose and a heatmap baseline on synthetic PoseTrack18 for 10 minutes each; bench-ddhpose
 # DDHPose, a deterministic regressor and a 4-regressor ensemble on synthetic Human3.6M for 40 minutes each; bench-rti
